@@ -1,0 +1,34 @@
+//! Weft's Wasm runtime: one engine, a registry of plugin versions that can be swapped
+//! atomically, and calls that each run on a fresh, limited instance for one tenant.
+//!
+//! # Layout
+//! - [`engine`]: the process-wide `Engine`, pooling allocator and epoch ticker.
+//! - [`plugin`]: loading a component + manifest into a ready-to-call [`plugin::Plugin`].
+//! - [`registry`]: versions side by side, atomic activation, hot-load from a directory.
+//! - [`invoke`]: calling a plugin's exports on a fresh `Store`, with typed limit errors.
+//! - [`services`]: the backends an embedder plugs in behind the host imports.
+//! - `imports`: the host side of every `weft:plugin` import.
+
+pub mod bindings;
+pub mod call;
+pub mod config;
+pub mod engine;
+pub mod invoke;
+pub mod plugin;
+pub mod registry;
+pub mod runtime;
+pub mod signature;
+pub mod watch;
+pub mod grants;
+pub mod imports;
+pub mod manifest;
+pub mod services;
+
+pub use imports::management::classify as classify_management_path;
+
+pub use call::{CallContext, Entry, LimitHit, Tenant};
+pub use invoke::{CallError, CallErrorKind, FlowOutcome, FlowSignal, LifecycleOp};
+pub use plugin::{LoadError, LoadedPlugin};
+pub use runtime::Runtime;
+pub use services::{GuestError, Services};
+pub use registry::{Registry, RegistryError};

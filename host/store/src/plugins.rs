@@ -1,0 +1,309 @@
+//! Plugins and their versions: immutable uploads keyed by (plugin, version) and digest, the
+//! active-version pointer (activation and rollback are one update), and the CSP's grants.
+
+use crate::error::{Result, StoreError, on_fk};
+use crate::records::{PluginRecord, PluginVersionRecord, from_millis, to_millis};
+use crate::{Store, validate};
+
+#[derive(sqlx::FromRow)]
+struct PluginRow {
+    id: String,
+    active_version: Option<String>,
+    granted_json: Option<String>,
+    created_at: i64,
+}
+
+impl PluginRow {
+    fn into_record(self) -> Result<PluginRecord> {
+        Ok(PluginRecord {
+            id: self.id,
+            active_version: self.active_version,
+            granted_json: self.granted_json,
+            created_at: from_millis(self.created_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct VersionRow {
+    plugin_id: String,
+    version: String,
+    digest: String,
+    manifest_toml: String,
+    requested_grants_json: String,
+    component_path: String,
+    signed_by: Option<String>,
+    created_at: i64,
+}
+
+impl VersionRow {
+    fn into_record(self) -> Result<PluginVersionRecord> {
+        Ok(PluginVersionRecord {
+            plugin_id: self.plugin_id,
+            version: self.version,
+            digest: self.digest,
+            manifest_toml: self.manifest_toml,
+            requested_grants_json: self.requested_grants_json,
+            component_path: self.component_path,
+            signed_by: self.signed_by,
+            created_at: from_millis(self.created_at)?,
+        })
+    }
+}
+
+const VERSION_COLUMNS: &str = "plugin_id, version, digest, manifest_toml, requested_grants_json, \
+     component_path, signed_by, created_at";
+
+fn not_found_plugin(plugin: &str) -> StoreError {
+    StoreError::NotFound(format!("plugin {plugin}"))
+}
+
+fn not_found_version(plugin: &str, version: &str) -> StoreError {
+    StoreError::NotFound(format!("version {version} of plugin {plugin}"))
+}
+
+fn check_version_key(plugin: &str, version: &str) -> Result<()> {
+    validate::id("plugin id", plugin)?;
+    validate::id("version", version)
+}
+
+impl Store {
+    /// Stores a plugin version (creating the plugin on its first version). Returns `true` when
+    /// stored, `false` when the same (plugin, version, digest) was already there; a different
+    /// digest under the same version is a [`StoreError::Conflict`]. Never activates.
+    pub async fn put_plugin_version(&self, record: &PluginVersionRecord) -> Result<bool> {
+        validate::id("plugin id", &record.plugin_id)?;
+        validate::id("version", &record.version)?;
+        validate::digest(&record.digest)?;
+        validate::text("manifest", &record.manifest_toml)?;
+        validate::json("requested grants", &record.requested_grants_json)?;
+        validate::text("component path", &record.component_path)?;
+        if let Some(signer) = &record.signed_by {
+            validate::text("signer", signer)?;
+        }
+        let created_at = to_millis(record.created_at)?;
+        with_pool!(self, |pool, begin| {
+            let mut tx = pool.begin_with(begin).await?;
+            sqlx::query(
+                "INSERT INTO plugins (id, active_version, granted_json, created_at) \
+                 VALUES ($1, NULL, NULL, $2) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&record.plugin_id)
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await?;
+            let inserted = sqlx::query(&format!(
+                "INSERT INTO plugin_versions ({VERSION_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (plugin_id, version) DO NOTHING"
+            ))
+            .bind(&record.plugin_id)
+            .bind(&record.version)
+            .bind(&record.digest)
+            .bind(&record.manifest_toml)
+            .bind(&record.requested_grants_json)
+            .bind(&record.component_path)
+            .bind(&record.signed_by)
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !inserted {
+                let (existing,): (String,) = sqlx::query_as(
+                    "SELECT digest FROM plugin_versions WHERE plugin_id = $1 AND version = $2",
+                )
+                .bind(&record.plugin_id)
+                .bind(&record.version)
+                .fetch_one(&mut *tx)
+                .await?;
+                if existing != record.digest {
+                    return Err(StoreError::Conflict(format!(
+                        "version {} of plugin {} already exists with another digest",
+                        record.version, record.plugin_id
+                    )));
+                }
+            }
+            tx.commit().await?;
+            Ok(inserted)
+        })
+    }
+
+    /// Every plugin, by id.
+    pub async fn list_plugins(&self) -> Result<Vec<PluginRecord>> {
+        with_pool!(self, |pool, _begin| {
+            let rows: Vec<PluginRow> = sqlx::query_as(
+                "SELECT id, active_version, granted_json, created_at FROM plugins ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await?;
+            rows.into_iter().map(PluginRow::into_record).collect()
+        })
+    }
+
+    /// One plugin.
+    pub async fn get_plugin(&self, plugin: &str) -> Result<Option<PluginRecord>> {
+        validate::id("plugin id", plugin)?;
+        with_pool!(self, |pool, _begin| {
+            let row: Option<PluginRow> = sqlx::query_as(
+                "SELECT id, active_version, granted_json, created_at FROM plugins WHERE id = $1",
+            )
+            .bind(plugin)
+            .fetch_optional(pool)
+            .await?;
+            row.map(PluginRow::into_record).transpose()
+        })
+    }
+
+    /// The versions of a plugin, oldest first (ties by version text).
+    pub async fn list_versions(&self, plugin: &str) -> Result<Vec<PluginVersionRecord>> {
+        validate::id("plugin id", plugin)?;
+        with_pool!(self, |pool, _begin| {
+            let rows: Vec<VersionRow> = sqlx::query_as(&format!(
+                "SELECT {VERSION_COLUMNS} FROM plugin_versions WHERE plugin_id = $1 \
+                 ORDER BY created_at, version"
+            ))
+            .bind(plugin)
+            .fetch_all(pool)
+            .await?;
+            rows.into_iter().map(VersionRow::into_record).collect()
+        })
+    }
+
+    /// One version of a plugin.
+    pub async fn get_version(
+        &self,
+        plugin: &str,
+        version: &str,
+    ) -> Result<Option<PluginVersionRecord>> {
+        check_version_key(plugin, version)?;
+        with_pool!(self, |pool, _begin| {
+            let row: Option<VersionRow> = sqlx::query_as(&format!(
+                "SELECT {VERSION_COLUMNS} FROM plugin_versions \
+                 WHERE plugin_id = $1 AND version = $2"
+            ))
+            .bind(plugin)
+            .bind(version)
+            .fetch_optional(pool)
+            .await?;
+            row.map(VersionRow::into_record).transpose()
+        })
+    }
+
+    /// Deletes a version. Refused with [`StoreError::Conflict`] while it is the active version
+    /// or an enablement pins it.
+    pub async fn delete_version(&self, plugin: &str, version: &str) -> Result<()> {
+        check_version_key(plugin, version)?;
+        with_pool!(self, |pool, begin| {
+            let mut tx = pool.begin_with(begin).await?;
+            let active: Option<(Option<String>,)> =
+                sqlx::query_as("SELECT active_version FROM plugins WHERE id = $1")
+                    .bind(plugin)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some((active,)) = active else {
+                return Err(not_found_plugin(plugin));
+            };
+            if active.as_deref() == Some(version) {
+                return Err(StoreError::Conflict(format!(
+                    "version {version} of plugin {plugin} is active"
+                )));
+            }
+            let pinned: Option<(String,)> = sqlx::query_as(
+                "SELECT tenant_id FROM enablements \
+                 WHERE plugin_id = $1 AND pinned_version = $2 LIMIT 1",
+            )
+            .bind(plugin)
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((tenant,)) = pinned {
+                return Err(StoreError::Conflict(format!(
+                    "version {version} of plugin {plugin} is pinned by tenant {tenant}"
+                )));
+            }
+            let deleted =
+                sqlx::query("DELETE FROM plugin_versions WHERE plugin_id = $1 AND version = $2")
+                    .bind(plugin)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            if deleted == 0 {
+                return Err(not_found_version(plugin, version));
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Points the plugin at `version` (activation, rollback) or at nothing (`None`).
+    pub async fn set_active_version(&self, plugin: &str, version: Option<&str>) -> Result<()> {
+        validate::id("plugin id", plugin)?;
+        if let Some(version) = version {
+            validate::id("version", version)?;
+        }
+        with_pool!(self, |pool, _begin| {
+            let updated = sqlx::query("UPDATE plugins SET active_version = $2 WHERE id = $1")
+                .bind(plugin)
+                .bind(version)
+                .execute(pool)
+                .await
+                .map_err(|e| on_fk(e, || not_found_version(plugin, version.unwrap_or_default())))?
+                .rows_affected();
+            if updated == 0 {
+                return Err(not_found_plugin(plugin));
+            }
+            Ok(())
+        })
+    }
+
+    /// The plugin's active version, if the plugin exists and has one.
+    pub async fn get_active_version(&self, plugin: &str) -> Result<Option<PluginVersionRecord>> {
+        validate::id("plugin id", plugin)?;
+        with_pool!(self, |pool, _begin| {
+            let row: Option<VersionRow> = sqlx::query_as(
+                "SELECT v.plugin_id, v.version, v.digest, v.manifest_toml, \
+                 v.requested_grants_json, v.component_path, v.signed_by, v.created_at \
+                 FROM plugins p JOIN plugin_versions v \
+                 ON v.plugin_id = p.id AND v.version = p.active_version \
+                 WHERE p.id = $1",
+            )
+            .bind(plugin)
+            .fetch_optional(pool)
+            .await?;
+            row.map(VersionRow::into_record).transpose()
+        })
+    }
+
+    /// Replaces the CSP's capability grants for a plugin (JSON text).
+    pub async fn set_granted(&self, plugin: &str, grants_json: &str) -> Result<()> {
+        validate::id("plugin id", plugin)?;
+        validate::json("grants", grants_json)?;
+        with_pool!(self, |pool, _begin| {
+            let updated = sqlx::query("UPDATE plugins SET granted_json = $2 WHERE id = $1")
+                .bind(plugin)
+                .bind(grants_json)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                return Err(not_found_plugin(plugin));
+            }
+            Ok(())
+        })
+    }
+
+    /// The CSP's capability grants for a plugin, if the plugin exists and grants were set.
+    pub async fn get_granted(&self, plugin: &str) -> Result<Option<String>> {
+        validate::id("plugin id", plugin)?;
+        with_pool!(self, |pool, _begin| {
+            let row: Option<(Option<String>,)> =
+                sqlx::query_as("SELECT granted_json FROM plugins WHERE id = $1")
+                    .bind(plugin)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(row.and_then(|(granted,)| granted))
+        })
+    }
+}
