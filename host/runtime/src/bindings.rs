@@ -11,6 +11,7 @@ wasmtime::component::bindgen!({
     imports: { default: async | trappable | tracing },
     exports: { default: async },
     require_store_data_send: true,
+    additional_derives: [PartialEq, Eq],
     with: {
         "wasi:io": wasmtime_wasi::p2::bindings::io,
         "wasi:cli": wasmtime_wasi::p2::bindings::cli,

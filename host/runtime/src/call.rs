@@ -1,6 +1,8 @@
 //! One call into a plugin: who it is for, and the per-call `Store` state with its limits.
 
-use crate::config::{CallLimits, MAX_HTTP_FIELD_BYTES, MAX_RESOURCE_TABLE_ENTRIES, MAX_TABLE_ELEMENTS};
+use crate::config::{
+    CallLimits, MAX_HTTP_FIELD_BYTES, MAX_RESOURCE_TABLE_ENTRIES, MAX_TABLE_ELEMENTS,
+};
 use crate::grants::Grants;
 use crate::services::Services;
 use std::sync::Arc;
@@ -108,7 +110,11 @@ pub struct MemoryLimiter {
 
 impl MemoryLimiter {
     fn new(limit: u64) -> Self {
-        MemoryLimiter { limit, total: 0, peak: 0 }
+        MemoryLimiter {
+            limit,
+            total: 0,
+            peak: 0,
+        }
     }
 
     /// Highest total linear memory seen during the call.
@@ -142,7 +148,10 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > MAX_TABLE_ELEMENTS {
-            return Err(LimitHit::Table { limit: MAX_TABLE_ELEMENTS }.into());
+            return Err(LimitHit::Table {
+                limit: MAX_TABLE_ELEMENTS,
+            }
+            .into());
         }
         Ok(true)
     }
@@ -165,7 +174,12 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(call: Arc<CallContext>, services: Services, limits: CallLimits, tick_ms: u64) -> Self {
+    pub(crate) fn new(
+        call: Arc<CallContext>,
+        services: Services,
+        limits: CallLimits,
+        tick_ms: u64,
+    ) -> Self {
         let stderr = MemoryOutputPipe::new(MAX_CAPTURED_STDERR_BYTES);
         // Nothing is granted: no env, args, preopens, sockets or stdin. Stderr is kept
         // (bounded) so panics can be reported; stdout is discarded.
@@ -197,12 +211,19 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
     }
 }

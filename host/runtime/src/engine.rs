@@ -3,8 +3,8 @@
 
 use crate::call::HostState;
 use crate::config::{
-    MAX_CORE_INSTANCES_PER_COMPONENT, MAX_CORE_INSTANCE_SIZE, MAX_MEMORIES_PER_COMPONENT,
-    MAX_TABLES_PER_COMPONENT, MAX_TABLE_ELEMENTS, POOL_KEEP_RESIDENT_BYTES, RuntimeConfig,
+    MAX_CORE_INSTANCE_SIZE, MAX_CORE_INSTANCES_PER_COMPONENT, MAX_MEMORIES_PER_COMPONENT,
+    MAX_TABLE_ELEMENTS, MAX_TABLES_PER_COMPONENT, POOL_KEEP_RESIDENT_BYTES, RuntimeConfig,
 };
 use std::time::Duration;
 use wasmtime::component::Linker;
@@ -14,7 +14,10 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("could not create the wasmtime engine (pool of {instances} instances): {source}")]
-    Create { instances: u32, source: wasmtime::Error },
+    Create {
+        instances: u32,
+        source: wasmtime::Error,
+    },
     #[error("could not link host imports: {0}")]
     Link(wasmtime::Error),
 }
@@ -49,7 +52,10 @@ pub(crate) fn build_engine(config: &RuntimeConfig) -> Result<Engine, EngineError
             .max_unused_warm_slots(instances / 4 + 1);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
-    Engine::new(&c).map_err(|source| EngineError::Create { instances: config.pool.instances, source })
+    Engine::new(&c).map_err(|source| EngineError::Create {
+        instances: config.pool.instances,
+        source,
+    })
 }
 
 /// Builds the linker with WASI p2 (nothing granted by default), `wasi:http` and the

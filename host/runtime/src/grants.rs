@@ -34,10 +34,20 @@ pub struct Grants {
 impl Grants {
     /// Checks every entry is well formed.
     pub fn validate(&self) -> Result<(), String> {
-        if let Some(s) = self.management.iter().find(|s| !MANAGEMENT_SCOPES.contains(&s.as_str())) {
-            return Err(format!("unknown management scope {s:?} (known: {MANAGEMENT_SCOPES:?})"));
+        if let Some(s) = self
+            .management
+            .iter()
+            .find(|s| !MANAGEMENT_SCOPES.contains(&s.as_str()))
+        {
+            return Err(format!(
+                "unknown management scope {s:?} (known: {MANAGEMENT_SCOPES:?})"
+            ));
         }
-        if let Some(e) = self.events.iter().find(|e| !EVENT_KINDS.contains(&e.as_str())) {
+        if let Some(e) = self
+            .events
+            .iter()
+            .find(|e| !EVENT_KINDS.contains(&e.as_str()))
+        {
             return Err(format!("unknown event kind {e:?} (known: {EVENT_KINDS:?})"));
         }
         for host in &self.outbound_hosts {
@@ -46,7 +56,9 @@ impl Grants {
         if let Some(secs) = self.timer_secs
             && secs < MIN_TIMER_SECS
         {
-            return Err(format!("timer-secs {secs} is below the minimum of {MIN_TIMER_SECS}"));
+            return Err(format!(
+                "timer-secs {secs} is below the minimum of {MIN_TIMER_SECS}"
+            ));
         }
         Ok(())
     }
@@ -54,7 +66,11 @@ impl Grants {
     /// The capabilities both sets allow.
     pub fn intersect(&self, other: &Grants) -> Grants {
         Grants {
-            management: self.management.intersection(&other.management).cloned().collect(),
+            management: self
+                .management
+                .intersection(&other.management)
+                .cloned()
+                .collect(),
             state_quota_bytes: self.state_quota_bytes.min(other.state_quota_bytes),
             outbound_hosts: self
                 .outbound_hosts
@@ -109,7 +125,11 @@ impl Grants {
 
     /// Whether a management request with this method may be sent.
     pub fn allows_management(&self, write: bool) -> bool {
-        let needed = if write { "management-api:write" } else { "management-api:read" };
+        let needed = if write {
+            "management-api:write"
+        } else {
+            "management-api:read"
+        };
         self.management.contains(needed)
     }
 }
@@ -129,7 +149,9 @@ impl OutboundHost {
             .split_once("://")
             .ok_or_else(|| format!("outbound host {text:?} needs a scheme, like https://host"))?;
         if scheme != "http" && scheme != "https" {
-            return Err(format!("outbound host {text:?}: scheme must be http or https"));
+            return Err(format!(
+                "outbound host {text:?}: scheme must be http or https"
+            ));
         }
         let (host, port) = match rest.rsplit_once(':') {
             Some((h, p)) => {
@@ -161,7 +183,9 @@ impl OutboundHost {
         let host = host.to_ascii_lowercase();
         let default_port = if scheme == "https" { 443 } else { 80 };
         let port = port.unwrap_or(default_port);
-        let want_port = self.port.unwrap_or(if self.scheme == "https" { 443 } else { 80 });
+        let want_port = self
+            .port
+            .unwrap_or(if self.scheme == "https" { 443 } else { 80 });
         let host_ok = match self.host.strip_prefix("*.") {
             Some(suffix) => host.ends_with(&format!(".{suffix}")),
             None => host == self.host,
@@ -185,10 +209,21 @@ mod tests {
 
     #[test]
     fn intersection_narrows_never_widens() {
-        let asked = grants(&["management-api:read", "management-api:write"], 100, &["https://a.example"]);
-        let csp = grants(&["management-api:read"], 50, &["https://a.example", "https://b.example"]);
+        let asked = grants(
+            &["management-api:read", "management-api:write"],
+            100,
+            &["https://a.example"],
+        );
+        let csp = grants(
+            &["management-api:read"],
+            50,
+            &["https://a.example", "https://b.example"],
+        );
         let eff = asked.intersect(&csp);
-        assert_eq!(eff, grants(&["management-api:read"], 50, &["https://a.example"]));
+        assert_eq!(
+            eff,
+            grants(&["management-api:read"], 50, &["https://a.example"])
+        );
         assert!(!csp.covers(&asked));
         assert_eq!(csp.missing(&asked).len(), 2);
         assert!(csp.covers(&eff));
@@ -196,7 +231,11 @@ mod tests {
 
     #[test]
     fn outbound_matching() {
-        let g = grants(&[], 0, &["https://api.example.com", "http://*.local.test:8080"]);
+        let g = grants(
+            &[],
+            0,
+            &["https://api.example.com", "http://*.local.test:8080"],
+        );
         assert!(g.allows_outbound("https", "api.example.com", None));
         assert!(g.allows_outbound("https", "API.example.com", Some(443)));
         assert!(!g.allows_outbound("http", "api.example.com", None));
@@ -208,11 +247,30 @@ mod tests {
 
     #[test]
     fn validation() {
-        assert!(grants(&["management-api:admin"], 0, &[]).validate().is_err());
+        assert!(
+            grants(&["management-api:admin"], 0, &[])
+                .validate()
+                .is_err()
+        );
         assert!(grants(&[], 0, &["api.example.com"]).validate().is_err());
-        assert!(grants(&[], 0, &["ftp://api.example.com"]).validate().is_err());
+        assert!(
+            grants(&[], 0, &["ftp://api.example.com"])
+                .validate()
+                .is_err()
+        );
         assert!(grants(&[], 0, &["https://a/b"]).validate().is_err());
-        assert!(Grants { timer_secs: Some(1), ..Grants::default() }.validate().is_err());
-        assert!(grants(&["management-api:read"], 0, &["https://*.example.com:8443"]).validate().is_ok());
+        assert!(
+            Grants {
+                timer_secs: Some(1),
+                ..Grants::default()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            grants(&["management-api:read"], 0, &["https://*.example.com:8443"])
+                .validate()
+                .is_ok()
+        );
     }
 }

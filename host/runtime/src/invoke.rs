@@ -94,14 +94,23 @@ fn classify(err: &wasmtime::Error, limits: CallLimits, stderr: &str) -> CallErro
     if let Some(hit) = err.downcast_ref::<LimitHit>() {
         return CallErrorKind::Limit(*hit);
     }
-    if err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+    if err
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
         return CallErrorKind::Busy;
     }
     if let Some(trap) = err.downcast_ref::<Trap>() {
         return match trap {
-            Trap::Interrupt | Trap::OutOfFuel => CallErrorKind::Limit(LimitHit::Cpu { limit_ms: limits.cpu_ms }),
+            Trap::Interrupt | Trap::OutOfFuel => CallErrorKind::Limit(LimitHit::Cpu {
+                limit_ms: limits.cpu_ms,
+            }),
             other => {
-                let panic = stderr.lines().find(|l| l.contains("panicked")).unwrap_or("").trim();
+                let panic = stderr
+                    .lines()
+                    .find(|l| l.contains("panicked"))
+                    .unwrap_or("")
+                    .trim();
                 if panic.is_empty() {
                     CallErrorKind::Trap(other.to_string())
                 } else {
@@ -115,7 +124,11 @@ fn classify(err: &wasmtime::Error, limits: CallLimits, stderr: &str) -> CallErro
 
 impl Runtime {
     /// A fresh store for one call, with every limit armed.
-    fn new_store(&self, plugin: &LoadedPlugin, mut call: CallContext) -> (Store<HostState>, CallLimits) {
+    fn new_store(
+        &self,
+        plugin: &LoadedPlugin,
+        mut call: CallContext,
+    ) -> (Store<HostState>, CallLimits) {
         let ceiling = self.config().max_limits;
         let limits = call.limits.map_or(plugin.limits, |l| l.min(ceiling));
         call.plugin_id = plugin.id().to_string();
@@ -133,7 +146,10 @@ impl Runtime {
             let state = ctx.data_mut();
             state.cpu_ticks += 1;
             if state.cpu_ticks > state.cpu_tick_budget {
-                return Err(LimitHit::Cpu { limit_ms: state.cpu_limit_ms }.into());
+                return Err(LimitHit::Cpu {
+                    limit_ms: state.cpu_limit_ms,
+                }
+                .into());
             }
             Ok(UpdateDeadline::Yield(1))
         });
@@ -159,9 +175,15 @@ impl Runtime {
         &self,
         plugin: &LoadedPlugin,
         call: CallContext,
-        f: impl for<'a> AsyncFnOnce(&'a mut Store<HostState>, &'a crate::bindings::Plugin) -> wasmtime::Result<R>,
+        f: impl for<'a> AsyncFnOnce(
+            &'a mut Store<HostState>,
+            &'a crate::bindings::Plugin,
+        ) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
-        let who: Who = (call.tenant.participant_context_id.clone(), call.entry.name());
+        let who: Who = (
+            call.tenant.participant_context_id.clone(),
+            call.entry.name(),
+        );
         let (mut store, limits) = self.new_store(plugin, call);
         let work = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
@@ -175,7 +197,9 @@ impl Runtime {
                 Err(self.call_error(plugin, &who, kind))
             }
             Err(_) => {
-                let kind = CallErrorKind::Limit(LimitHit::WallClock { limit_ms: limits.wall_ms });
+                let kind = CallErrorKind::Limit(LimitHit::WallClock {
+                    limit_ms: limits.wall_ms,
+                });
                 Err(self.call_error(plugin, &who, kind))
             }
         }
@@ -193,7 +217,9 @@ impl Runtime {
             match op {
                 LifecycleOp::Enable => l.call_on_enable(store).await,
                 LifecycleOp::Disable => l.call_on_disable(store).await,
-                LifecycleOp::Upgrade { previous_version } => l.call_on_upgrade(store, &previous_version).await,
+                LifecycleOp::Upgrade { previous_version } => {
+                    l.call_on_upgrade(store, &previous_version).await
+                }
             }
         })
         .await
@@ -210,12 +236,21 @@ impl Runtime {
             let d = p.weft_plugin_data_flows();
             let accepted = |r: Result<(), GuestError>| r.map(|()| FlowOutcome::Accepted);
             Ok(match signal {
-                FlowSignal::Prepare(f) => d.call_on_prepare(store, &f).await?.map(FlowOutcome::Decision),
-                FlowSignal::Start(f) => d.call_on_start(store, &f).await?.map(FlowOutcome::Decision),
+                FlowSignal::Prepare(f) => d
+                    .call_on_prepare(store, &f)
+                    .await?
+                    .map(FlowOutcome::Decision),
+                FlowSignal::Start(f) => {
+                    d.call_on_start(store, &f).await?.map(FlowOutcome::Decision)
+                }
                 FlowSignal::Started(f) => accepted(d.call_on_started(store, &f).await?),
-                FlowSignal::Suspend(f, r) => accepted(d.call_on_suspend(store, &f, r.as_deref()).await?),
+                FlowSignal::Suspend(f, r) => {
+                    accepted(d.call_on_suspend(store, &f, r.as_deref()).await?)
+                }
                 FlowSignal::Resume(f) => accepted(d.call_on_resume(store, &f).await?),
-                FlowSignal::Terminate(f, r) => accepted(d.call_on_terminate(store, &f, r.as_deref()).await?),
+                FlowSignal::Terminate(f, r) => {
+                    accepted(d.call_on_terminate(store, &f, r.as_deref()).await?)
+                }
                 FlowSignal::Completed(f) => accepted(d.call_on_completed(store, &f).await?),
             })
         })
@@ -229,8 +264,10 @@ impl Runtime {
         call: CallContext,
         event: Event,
     ) -> Result<Result<(), GuestError>, CallError> {
-        self.run(plugin, call, async move |store, p| p.weft_plugin_events().call_on_event(store, &event).await)
-            .await
+        self.run(plugin, call, async move |store, p| {
+            p.weft_plugin_events().call_on_event(store, &event).await
+        })
+        .await
     }
 
     /// Serves an HTTP request (tenant API or data) through `wasi:http/incoming-handler`.
@@ -248,17 +285,25 @@ impl Runtime {
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let who: Who = (call.tenant.participant_context_id.clone(), call.entry.name());
+        let who: Who = (
+            call.tenant.participant_context_id.clone(),
+            call.entry.name(),
+        );
         let (mut store, limits) = self.new_store(&plugin, call);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let prepared = (|| -> wasmtime::Result<_> {
-            let req = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+            let req = store
+                .data_mut()
+                .http()
+                .new_incoming_request(Scheme::Http, request)?;
             let out = store.data_mut().http().new_response_outparam(sender)?;
             Ok((req, out))
         })();
         let (req, out) = match prepared {
             Ok(parts) => parts,
-            Err(e) => return Err(self.call_error(&plugin, &who, CallErrorKind::Host(format!("{e:#}")))),
+            Err(e) => {
+                return Err(self.call_error(&plugin, &who, CallErrorKind::Host(format!("{e:#}"))));
+            }
         };
         let rt = self.clone();
         let task_plugin = plugin.clone();
@@ -266,7 +311,10 @@ impl Runtime {
         let task = tokio::spawn(async move {
             let work = async {
                 let instance = task_plugin.pre.instantiate_async(&mut store).await?;
-                instance.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+                instance
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
             };
             match tokio::time::timeout(Duration::from_millis(limits.wall_ms), work).await {
                 Ok(Ok(())) => Ok(()),
@@ -275,18 +323,28 @@ impl Runtime {
                     Err(rt.call_error(&task_plugin, &task_who, kind))
                 }
                 Err(_) => {
-                    let kind = CallErrorKind::Limit(LimitHit::WallClock { limit_ms: limits.wall_ms });
+                    let kind = CallErrorKind::Limit(LimitHit::WallClock {
+                        limit_ms: limits.wall_ms,
+                    });
                     Err(rt.call_error(&task_plugin, &task_who, kind))
                 }
             }
         });
         match receiver.await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Err(self.call_error(&plugin, &who, CallErrorKind::Trap(format!("guest answered with an error: {code:?}")))),
+            Ok(Err(code)) => Err(self.call_error(
+                &plugin,
+                &who,
+                CallErrorKind::Trap(format!("guest answered with an error: {code:?}")),
+            )),
             Err(_) => match task.await {
                 Ok(Ok(())) => Err(self.call_error(&plugin, &who, CallErrorKind::NoResponse)),
                 Ok(Err(e)) => Err(e),
-                Err(join) => Err(self.call_error(&plugin, &who, CallErrorKind::Host(format!("call task failed: {join}")))),
+                Err(join) => Err(self.call_error(
+                    &plugin,
+                    &who,
+                    CallErrorKind::Host(format!("call task failed: {join}")),
+                )),
             },
         }
     }

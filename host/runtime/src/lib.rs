@@ -13,22 +13,22 @@ pub mod bindings;
 pub mod call;
 pub mod config;
 pub mod engine;
+pub mod grants;
+pub mod imports;
 pub mod invoke;
+pub mod manifest;
 pub mod plugin;
 pub mod registry;
 pub mod runtime;
+pub mod services;
 pub mod signature;
 pub mod watch;
-pub mod grants;
-pub mod imports;
-pub mod manifest;
-pub mod services;
 
 pub use imports::management::classify as classify_management_path;
 
 pub use call::{CallContext, Entry, LimitHit, Tenant};
 pub use invoke::{CallError, CallErrorKind, FlowOutcome, FlowSignal, LifecycleOp};
 pub use plugin::{LoadError, LoadedPlugin};
+pub use registry::{Registry, RegistryError};
 pub use runtime::Runtime;
 pub use services::{GuestError, Services};
-pub use registry::{Registry, RegistryError};

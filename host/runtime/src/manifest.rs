@@ -75,9 +75,13 @@ pub enum ManifestError {
     Parse(String),
     #[error("manifest-version {0} is not supported (this host reads {MANIFEST_VERSION})")]
     UnsupportedVersion(u32),
-    #[error("plugin id {0:?} must be 1-63 lowercase letters, digits or dashes, starting with a letter or digit")]
+    #[error(
+        "plugin id {0:?} must be 1-63 lowercase letters, digits or dashes, starting with a letter or digit"
+    )]
     BadId(String),
-    #[error("contract {0} is not supported: this host implements weft:plugin@{CONTRACT_VERSION} (0.1.x)")]
+    #[error(
+        "contract {0} is not supported: this host implements weft:plugin@{CONTRACT_VERSION} (0.1.x)"
+    )]
     UnsupportedContract(semver::Version),
     #[error("invalid capability: {0}")]
     BadCapability(String),
@@ -106,7 +110,8 @@ impl Manifest {
         if !valid_id(&self.id) {
             return Err(ManifestError::BadId(self.id.clone()));
         }
-        let host = semver::Version::parse(CONTRACT_VERSION).unwrap_or(semver::Version::new(0, 1, 0));
+        let host =
+            semver::Version::parse(CONTRACT_VERSION).unwrap_or(semver::Version::new(0, 1, 0));
         // Within 0.x, the minor version is the compatibility boundary; a plugin built
         // for a newer minor may import functions this host does not have.
         if self.contract.major != host.major
@@ -131,12 +136,18 @@ impl Manifest {
         }
         if let Some(dp) = &self.data_plane {
             if dp.profiles.is_empty() {
-                return Err(ManifestError::BadDataPlane("profiles must not be empty".into()));
+                return Err(ManifestError::BadDataPlane(
+                    "profiles must not be empty".into(),
+                ));
             }
             if let Some(p) = dp.profiles.iter().find(|p| p.trim().is_empty()) {
                 return Err(ManifestError::BadDataPlane(format!("empty profile {p:?}")));
             }
-            if dp.datasets.iter().any(|d| d.is_empty() || d[..d.len() - 1].contains('*')) {
+            if dp
+                .datasets
+                .iter()
+                .any(|d| d.is_empty() || d[..d.len() - 1].contains('*'))
+            {
                 return Err(ManifestError::BadDataPlane(
                     "dataset selectors are `*`, `prefix*` or exact ids".into(),
                 ));
@@ -204,9 +215,14 @@ datasets = ["cert-*"]
     #[test]
     fn refuses_unknown_fields_everywhere() {
         let top = GOOD.replace("contract = \"0.1.0\"", "contract = \"0.1.0\"\nextra = 1");
-        assert!(matches!(Manifest::parse(&top), Err(ManifestError::Parse(m)) if m.contains("extra")));
+        assert!(
+            matches!(Manifest::parse(&top), Err(ManifestError::Parse(m)) if m.contains("extra"))
+        );
         let nested = GOOD.replace("state-quota-bytes", "state-quota");
-        assert!(matches!(Manifest::parse(&nested), Err(ManifestError::Parse(_))));
+        assert!(matches!(
+            Manifest::parse(&nested),
+            Err(ManifestError::Parse(_))
+        ));
     }
 
     #[test]
@@ -241,8 +257,19 @@ datasets = ["cert-*"]
     fn limits_are_defaulted_and_capped() {
         let m = Manifest::parse(GOOD).unwrap();
         let defaults = CallLimits::default();
-        let ceiling = CallLimits { memory_bytes: 500_000, cpu_ms: 10, wall_ms: 100 };
+        let ceiling = CallLimits {
+            memory_bytes: 500_000,
+            cpu_ms: 10,
+            wall_ms: 100,
+        };
         let eff = m.effective_limits(defaults, ceiling);
-        assert_eq!(eff, CallLimits { memory_bytes: 500_000, cpu_ms: 10, wall_ms: 100 });
+        assert_eq!(
+            eff,
+            CallLimits {
+                memory_bytes: 500_000,
+                cpu_ms: 10,
+                wall_ms: 100
+            }
+        );
     }
 }

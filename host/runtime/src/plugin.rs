@@ -83,7 +83,10 @@ impl Runtime {
     /// [`Runtime::load_async`].
     pub fn load(&self, req: LoadRequest<'_>) -> Result<Arc<LoadedPlugin>, LoadError> {
         if req.wasm.len() > MAX_COMPONENT_BYTES {
-            return Err(LoadError::TooLarge { size: req.wasm.len(), max: MAX_COMPONENT_BYTES });
+            return Err(LoadError::TooLarge {
+                size: req.wasm.len(),
+                max: MAX_COMPONENT_BYTES,
+            });
         }
         let digest = digest(req.wasm);
         let manifest = Manifest::parse(req.manifest)?;
@@ -93,9 +96,18 @@ impl Runtime {
             .linker()
             .instantiate_pre(&component)
             .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-        let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-        let limits = manifest.effective_limits(self.config().default_limits, self.config().max_limits);
-        Ok(Arc::new(LoadedPlugin { manifest, digest, signed_by, limits, from_cache, pre }))
+        let pre =
+            PluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let limits =
+            manifest.effective_limits(self.config().default_limits, self.config().max_limits);
+        Ok(Arc::new(LoadedPlugin {
+            manifest,
+            digest,
+            signed_by,
+            limits,
+            from_cache,
+            pre,
+        }))
     }
 
     /// [`Runtime::load`] on the blocking pool.
@@ -107,7 +119,11 @@ impl Runtime {
     ) -> Result<Arc<LoadedPlugin>, LoadError> {
         let rt = self.clone();
         tokio::task::spawn_blocking(move || {
-            rt.load(LoadRequest { wasm: &wasm, manifest: &manifest, signature: signature.as_deref() })
+            rt.load(LoadRequest {
+                wasm: &wasm,
+                manifest: &manifest,
+                signature: signature.as_deref(),
+            })
         })
         .await
         .map_err(|e| LoadError::Internal(format!("load task failed: {e}")))?
@@ -129,12 +145,17 @@ impl Runtime {
                     self.stats().cache_loads.fetch_add(1, Ordering::Relaxed);
                     return Ok((component, true));
                 }
-                Err(e) => tracing::warn!(path = %path.display(), "discarding unusable precompiled artifact: {e:#}"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "discarding unusable precompiled artifact: {e:#}")
+                }
             }
         }
         let component = self.compile(wasm)?;
-        let bytes = component.serialize().map_err(|e| LoadError::Cache(format!("{e:#}")))?;
-        std::fs::create_dir_all(&dir).map_err(|e| LoadError::Cache(format!("{}: {e}", dir.display())))?;
+        let bytes = component
+            .serialize()
+            .map_err(|e| LoadError::Cache(format!("{e:#}")))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| LoadError::Cache(format!("{}: {e}", dir.display())))?;
         // Write then rename, so a crash never leaves a truncated artifact under the key.
         let tmp = dir.join(format!(".{digest}.{}.tmp", std::process::id()));
         std::fs::write(&tmp, &bytes)
@@ -145,7 +166,8 @@ impl Runtime {
 
     fn compile(&self, wasm: &[u8]) -> Result<Component, LoadError> {
         self.stats().compiles.fetch_add(1, Ordering::Relaxed);
-        Component::new(self.engine(), wasm).map_err(|e| LoadError::InvalidComponent(format!("{e:#}")))
+        Component::new(self.engine(), wasm)
+            .map_err(|e| LoadError::InvalidComponent(format!("{e:#}")))
     }
 }
 

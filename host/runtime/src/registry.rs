@@ -20,7 +20,11 @@ pub enum RegistryError {
     #[error("plugin {0} has no version {1}")]
     UnknownVersion(String, String),
     #[error("plugin {id} version {version} is already installed with another digest ({existing})")]
-    VersionConflict { id: String, version: String, existing: String },
+    VersionConflict {
+        id: String,
+        version: String,
+        existing: String,
+    },
     #[error("plugin {0} version {1} is active; activate another version first")]
     VersionActive(String, String),
 }
@@ -56,7 +60,11 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(runtime: Arc<Runtime>) -> Registry {
-        Registry { runtime, snapshot: ArcSwap::from_pointee(Snapshot::default()), write: Mutex::new(()) }
+        Registry {
+            runtime,
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            write: Mutex::new(()),
+        }
     }
 
     pub fn runtime(&self) -> &Arc<Runtime> {
@@ -65,13 +73,21 @@ impl Registry {
 
     /// The active version of a plugin, if any.
     pub fn active(&self, id: &str) -> Option<Arc<LoadedPlugin>> {
-        self.snapshot.load().plugins.get(id).and_then(|s| s.active.clone())
+        self.snapshot
+            .load()
+            .plugins
+            .get(id)
+            .and_then(|s| s.active.clone())
     }
 
     /// A specific version of a plugin.
     pub fn version(&self, id: &str, version: &str) -> Option<Arc<LoadedPlugin>> {
         let v = semver::Version::parse(version).ok()?;
-        self.snapshot.load().plugins.get(id).and_then(|s| s.versions.get(&v).cloned())
+        self.snapshot
+            .load()
+            .plugins
+            .get(id)
+            .and_then(|s| s.versions.get(&v).cloned())
     }
 
     /// Every plugin with its versions (oldest first) and active version.
@@ -88,8 +104,14 @@ impl Registry {
             .collect()
     }
 
-    fn update<R>(&self, f: impl FnOnce(&mut Snapshot) -> Result<R, RegistryError>) -> Result<R, RegistryError> {
-        let _writer = self.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    fn update<R>(
+        &self,
+        f: impl FnOnce(&mut Snapshot) -> Result<R, RegistryError>,
+    ) -> Result<R, RegistryError> {
+        let _writer = self
+            .write
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut next = Snapshot::clone(&self.snapshot.load());
         let out = f(&mut next)?;
         self.snapshot.store(Arc::new(next));
@@ -108,7 +130,8 @@ impl Registry {
                     existing: existing.digest.clone(),
                 }),
                 None => {
-                    slot.versions.insert(plugin.manifest.version.clone(), plugin.clone());
+                    slot.versions
+                        .insert(plugin.manifest.version.clone(), plugin.clone());
                     Ok(plugin)
                 }
             }
@@ -131,12 +154,13 @@ impl Registry {
         let v = semver::Version::parse(version)
             .map_err(|_| RegistryError::UnknownVersion(id.to_string(), version.to_string()))?;
         self.update(|snap| {
-            let slot = snap.plugins.get_mut(id).ok_or_else(|| RegistryError::UnknownPlugin(id.to_string()))?;
-            let plugin = slot
-                .versions
-                .get(&v)
-                .cloned()
-                .ok_or_else(|| RegistryError::UnknownVersion(id.to_string(), version.to_string()))?;
+            let slot = snap
+                .plugins
+                .get_mut(id)
+                .ok_or_else(|| RegistryError::UnknownPlugin(id.to_string()))?;
+            let plugin = slot.versions.get(&v).cloned().ok_or_else(|| {
+                RegistryError::UnknownVersion(id.to_string(), version.to_string())
+            })?;
             slot.active = Some(plugin.clone());
             Ok(plugin)
         })
@@ -145,7 +169,10 @@ impl Registry {
     /// Leaves a plugin installed but with no active version.
     pub fn deactivate(&self, id: &str) -> Result<(), RegistryError> {
         self.update(|snap| {
-            let slot = snap.plugins.get_mut(id).ok_or_else(|| RegistryError::UnknownPlugin(id.to_string()))?;
+            let slot = snap
+                .plugins
+                .get_mut(id)
+                .ok_or_else(|| RegistryError::UnknownPlugin(id.to_string()))?;
             slot.active = None;
             Ok(())
         })
@@ -156,13 +183,23 @@ impl Registry {
         let v = semver::Version::parse(version)
             .map_err(|_| RegistryError::UnknownVersion(id.to_string(), version.to_string()))?;
         self.update(|snap| {
-            let slot = snap.plugins.get_mut(id).ok_or_else(|| RegistryError::UnknownPlugin(id.to_string()))?;
-            if slot.active.as_ref().is_some_and(|a| a.manifest.version == v) {
-                return Err(RegistryError::VersionActive(id.to_string(), version.to_string()));
+            let slot = snap
+                .plugins
+                .get_mut(id)
+                .ok_or_else(|| RegistryError::UnknownPlugin(id.to_string()))?;
+            if slot
+                .active
+                .as_ref()
+                .is_some_and(|a| a.manifest.version == v)
+            {
+                return Err(RegistryError::VersionActive(
+                    id.to_string(),
+                    version.to_string(),
+                ));
             }
-            slot.versions
-                .remove(&v)
-                .ok_or_else(|| RegistryError::UnknownVersion(id.to_string(), version.to_string()))?;
+            slot.versions.remove(&v).ok_or_else(|| {
+                RegistryError::UnknownVersion(id.to_string(), version.to_string())
+            })?;
             if slot.versions.is_empty() {
                 snap.plugins.remove(id);
             }

@@ -51,7 +51,14 @@ impl Runtime {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_hash = format!("{:016x}", hasher.finish());
-        Ok(Arc::new(Runtime { engine, linker, config, services, stats: Stats::default(), engine_hash }))
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            config,
+            services,
+            stats: Stats::default(),
+            engine_hash,
+        }))
     }
 
     pub fn engine(&self) -> &Engine {

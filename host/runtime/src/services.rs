@@ -42,7 +42,13 @@ pub trait StateBackend: Send + Sync + 'static {
     async fn get(&self, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, GuestError>;
     /// Writes a value; `limit-exceeded` (and no change) when the scope's total of key and
     /// value bytes would pass `quota`.
-    async fn set(&self, scope: &Scope, key: &str, value: &[u8], quota: u64) -> Result<(), GuestError>;
+    async fn set(
+        &self,
+        scope: &Scope,
+        key: &str,
+        value: &[u8],
+        quota: u64,
+    ) -> Result<(), GuestError>;
     async fn delete(&self, scope: &Scope, key: &str) -> Result<bool, GuestError>;
     async fn list(
         &self,
@@ -64,7 +70,11 @@ pub trait StateBackend: Send + Sync + 'static {
 /// Tenant-scoped Management API calls (the host builds URLs and tokens).
 #[async_trait]
 pub trait ManagementBackend: Send + Sync + 'static {
-    async fn send(&self, call: &CallContext, request: MgmtRequest) -> Result<MgmtResponse, GuestError>;
+    async fn send(
+        &self,
+        call: &CallContext,
+        request: MgmtRequest,
+    ) -> Result<MgmtResponse, GuestError>;
     async fn wait_for_state(
         &self,
         call: &CallContext,
@@ -105,8 +115,17 @@ pub enum FlowReport {
 /// Data flows owned by the data-plane part of the host.
 #[async_trait]
 pub trait TransferBackend: Send + Sync + 'static {
-    async fn counterparty(&self, call: &CallContext, flow_id: &str) -> Result<Option<Counterparty>, GuestError>;
-    async fn report(&self, call: &CallContext, flow_id: &str, report: FlowReport) -> Result<(), GuestError>;
+    async fn counterparty(
+        &self,
+        call: &CallContext,
+        flow_id: &str,
+    ) -> Result<Option<Counterparty>, GuestError>;
+    async fn report(
+        &self,
+        call: &CallContext,
+        flow_id: &str,
+        report: FlowReport,
+    ) -> Result<(), GuestError>;
 }
 
 /// The backends one runtime uses.
@@ -151,17 +170,32 @@ impl ManagementBackend for Unconfigured {
     ) -> Result<String, GuestError> {
         Err(unconfigured("the Management API"))
     }
-    async fn watch(&self, _: &CallContext, _: ProcessKind, _: &str, _: &str) -> Result<(), GuestError> {
+    async fn watch(
+        &self,
+        _: &CallContext,
+        _: ProcessKind,
+        _: &str,
+        _: &str,
+    ) -> Result<(), GuestError> {
         Err(unconfigured("the Management API"))
     }
 }
 
 #[async_trait]
 impl TransferBackend for Unconfigured {
-    async fn counterparty(&self, _: &CallContext, flow_id: &str) -> Result<Option<Counterparty>, GuestError> {
+    async fn counterparty(
+        &self,
+        _: &CallContext,
+        flow_id: &str,
+    ) -> Result<Option<Counterparty>, GuestError> {
         Err(GuestError::NotFound(format!("data flow {flow_id}")))
     }
-    async fn report(&self, _: &CallContext, flow_id: &str, _: FlowReport) -> Result<(), GuestError> {
+    async fn report(
+        &self,
+        _: &CallContext,
+        flow_id: &str,
+        _: FlowReport,
+    ) -> Result<(), GuestError> {
         Err(GuestError::NotFound(format!("data flow {flow_id}")))
     }
 }
@@ -198,17 +232,32 @@ impl MemoryState {
 #[async_trait]
 impl StateBackend for MemoryState {
     async fn get(&self, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, GuestError> {
-        let scopes = self.scopes.lock().map_err(|_| GuestError::Internal("state lock".into()))?;
+        let scopes = self
+            .scopes
+            .lock()
+            .map_err(|_| GuestError::Internal("state lock".into()))?;
         Ok(scopes.get(scope).and_then(|m| m.get(key).cloned()))
     }
 
-    async fn set(&self, scope: &Scope, key: &str, value: &[u8], quota: u64) -> Result<(), GuestError> {
-        let mut scopes = self.scopes.lock().map_err(|_| GuestError::Internal("state lock".into()))?;
+    async fn set(
+        &self,
+        scope: &Scope,
+        key: &str,
+        value: &[u8],
+        quota: u64,
+    ) -> Result<(), GuestError> {
+        let mut scopes = self
+            .scopes
+            .lock()
+            .map_err(|_| GuestError::Internal("state lock".into()))?;
         Self::write(scopes.entry(scope.clone()).or_default(), key, value, quota)
     }
 
     async fn delete(&self, scope: &Scope, key: &str) -> Result<bool, GuestError> {
-        let mut scopes = self.scopes.lock().map_err(|_| GuestError::Internal("state lock".into()))?;
+        let mut scopes = self
+            .scopes
+            .lock()
+            .map_err(|_| GuestError::Internal("state lock".into()))?;
         Ok(scopes.get_mut(scope).and_then(|m| m.remove(key)).is_some())
     }
 
@@ -219,7 +268,10 @@ impl StateBackend for MemoryState {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<StatePage, GuestError> {
-        let scopes = self.scopes.lock().map_err(|_| GuestError::Internal("state lock".into()))?;
+        let scopes = self
+            .scopes
+            .lock()
+            .map_err(|_| GuestError::Internal("state lock".into()))?;
         let Some(map) = scopes.get(scope) else {
             return Ok(StatePage::default());
         };
@@ -237,7 +289,10 @@ impl StateBackend for MemoryState {
         } else {
             None
         };
-        Ok(StatePage { entries, next_cursor })
+        Ok(StatePage {
+            entries,
+            next_cursor,
+        })
     }
 
     async fn compare_and_set(
@@ -248,7 +303,10 @@ impl StateBackend for MemoryState {
         new: &[u8],
         quota: u64,
     ) -> Result<bool, GuestError> {
-        let mut scopes = self.scopes.lock().map_err(|_| GuestError::Internal("state lock".into()))?;
+        let mut scopes = self
+            .scopes
+            .lock()
+            .map_err(|_| GuestError::Internal("state lock".into()))?;
         let map = scopes.entry(scope.clone()).or_default();
         if map.get(key).map(Vec::as_slice) != expected {
             return Ok(false);

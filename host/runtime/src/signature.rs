@@ -31,10 +31,16 @@ pub fn verify(
     signature: Option<&[u8]>,
 ) -> Result<Option<String>, SignatureError> {
     let Some(sig) = signature else {
-        return if config.required { Err(SignatureError::Missing) } else { Ok(None) };
+        return if config.required {
+            Err(SignatureError::Missing)
+        } else {
+            Ok(None)
+        };
     };
     let text = std::str::from_utf8(sig).map_err(|_| SignatureError::Malformed)?;
-    let raw = STANDARD.decode(text.trim()).map_err(|_| SignatureError::Malformed)?;
+    let raw = STANDARD
+        .decode(text.trim())
+        .map_err(|_| SignatureError::Malformed)?;
     let sig = Signature::from_slice(&raw).map_err(|_| SignatureError::Malformed)?;
     let message = signed_message(digest_hex);
     for key in &config.trusted_keys {
@@ -43,7 +49,8 @@ pub fn verify(
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| SignatureError::BadTrustedKey(key.name.clone()))?;
-        let vk = VerifyingKey::from_bytes(&bytes).map_err(|_| SignatureError::BadTrustedKey(key.name.clone()))?;
+        let vk = VerifyingKey::from_bytes(&bytes)
+            .map_err(|_| SignatureError::BadTrustedKey(key.name.clone()))?;
         if vk.verify(&message, &sig).is_ok() {
             return Ok(Some(key.name.clone()));
         }
@@ -77,11 +84,26 @@ mod tests {
         let good = STANDARD.encode(key(7).sign(&signed_message(&digest)).to_bytes());
         let other = STANDARD.encode(key(8).sign(&signed_message(&digest)).to_bytes());
         let wrong_digest = STANDARD.encode(key(7).sign(&signed_message("00")).to_bytes());
-        assert_eq!(verify(&config(true), &digest, Some(good.as_bytes())), Ok(Some("acme".into())));
-        assert_eq!(verify(&config(true), &digest, None), Err(SignatureError::Missing));
+        assert_eq!(
+            verify(&config(true), &digest, Some(good.as_bytes())),
+            Ok(Some("acme".into()))
+        );
+        assert_eq!(
+            verify(&config(true), &digest, None),
+            Err(SignatureError::Missing)
+        );
         assert_eq!(verify(&config(false), &digest, None), Ok(None));
-        assert_eq!(verify(&config(false), &digest, Some(other.as_bytes())), Err(SignatureError::Untrusted));
-        assert_eq!(verify(&config(true), &digest, Some(wrong_digest.as_bytes())), Err(SignatureError::Untrusted));
-        assert_eq!(verify(&config(true), &digest, Some(b"!!")), Err(SignatureError::Malformed));
+        assert_eq!(
+            verify(&config(false), &digest, Some(other.as_bytes())),
+            Err(SignatureError::Untrusted)
+        );
+        assert_eq!(
+            verify(&config(true), &digest, Some(wrong_digest.as_bytes())),
+            Err(SignatureError::Untrusted)
+        );
+        assert_eq!(
+            verify(&config(true), &digest, Some(b"!!")),
+            Err(SignatureError::Malformed)
+        );
     }
 }

@@ -39,7 +39,10 @@ pub async fn scan_dir(registry: &Registry, dir: &Path) -> std::io::Result<Vec<Sc
 async fn load_pair(registry: &Registry, manifest_path: &Path, wasm_path: &Path) -> ScanOutcome {
     let refused = |reason: String| {
         tracing::warn!(file = %manifest_path.display(), "plugin not loaded: {reason}");
-        ScanOutcome::Refused { file: manifest_path.to_path_buf(), reason }
+        ScanOutcome::Refused {
+            file: manifest_path.to_path_buf(),
+            reason,
+        }
     };
     let manifest = match std::fs::read_to_string(manifest_path) {
         Ok(m) => m,
@@ -57,7 +60,10 @@ async fn load_pair(registry: &Registry, manifest_path: &Path, wasm_path: &Path) 
             && active.version() == version
             && active.digest == digest(&wasm)
         {
-            return ScanOutcome::Unchanged { id: parsed.id, version };
+            return ScanOutcome::Unchanged {
+                id: parsed.id,
+                version,
+            };
         }
     }
     let plugin = match registry.install(wasm, manifest, signature).await {
@@ -67,7 +73,10 @@ async fn load_pair(registry: &Registry, manifest_path: &Path, wasm_path: &Path) 
     match registry.activate(plugin.id(), &plugin.version()) {
         Ok(p) => {
             tracing::info!(plugin = p.id(), version = %p.version(), digest = %p.digest, "plugin activated");
-            ScanOutcome::Activated { id: p.id().to_string(), version: p.version() }
+            ScanOutcome::Activated {
+                id: p.id().to_string(),
+                version: p.version(),
+            }
         }
         Err(e) => refused(e.to_string()),
     }
@@ -110,5 +119,8 @@ pub async fn watch_dir(registry: Arc<Registry>, dir: PathBuf) -> notify::Result<
             }
         }
     });
-    Ok(DirWatch { _watcher: watcher, task })
+    Ok(DirWatch {
+        _watcher: watcher,
+        task,
+    })
 }

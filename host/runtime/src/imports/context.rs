@@ -28,6 +28,9 @@ impl Host for HostState {
     }
 
     async fn plugin(&mut self) -> wasmtime::Result<(String, String)> {
-        Ok((self.call.plugin_id.clone(), self.call.plugin_version.clone()))
+        Ok((
+            self.call.plugin_id.clone(),
+            self.call.plugin_version.clone(),
+        ))
     }
 }

@@ -12,7 +12,10 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 type SendResult = Box<
     dyn Future<
             Output = Result<
-                (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>),
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ),
                 Error,
             >,
         > + Send,
@@ -34,7 +37,10 @@ pub(crate) struct OutboundPolicy {
 
 impl OutboundPolicy {
     pub(crate) fn new(grants: Arc<Grants>) -> Self {
-        OutboundPolicy { grants, transfer_target: None }
+        OutboundPolicy {
+            grants,
+            transfer_target: None,
+        }
     }
 }
 
@@ -51,14 +57,19 @@ impl WasiHttpHooks for OutboundPolicy {
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendResult {
         let uri = request.uri().clone();
-        let authority = uri.authority().map(|a| a.as_str().to_string()).unwrap_or_default();
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default();
         match self.transfer_target.take() {
             Some(target) if target.authority == authority => {
                 if let Some(auth) = target.authorization {
                     match HeaderValue::from_str(&auth) {
                         Ok(mut value) => {
                             value.set_sensitive(true);
-                            request.headers_mut().insert(http::header::AUTHORIZATION, value);
+                            request
+                                .headers_mut()
+                                .insert(http::header::AUTHORIZATION, value);
                         }
                         Err(_) => return denied("flow authorization is not a valid header".into()),
                     }

@@ -17,7 +17,12 @@ fn cut(text: &str, max: usize) -> &str {
 }
 
 impl Host for HostState {
-    async fn write(&mut self, level: Level, message: String, fields: Vec<Property>) -> wasmtime::Result<()> {
+    async fn write(
+        &mut self,
+        level: Level,
+        message: String,
+        fields: Vec<Property>,
+    ) -> wasmtime::Result<()> {
         let message = cut(&message, MAX_LOG_MESSAGE_BYTES);
         let fields: Vec<String> = fields
             .iter()

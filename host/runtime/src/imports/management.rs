@@ -39,8 +39,13 @@ pub fn classify(method: Method, path: &str) -> Result<bool, Error> {
             "management path {path:?} must be relative to the tenant scope (like `assets/my-id`), without query or escapes"
         )));
     }
-    if path.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
-        return Err(Error::Invalid(format!("management path {path:?} has an empty, `.` or `..` segment")));
+    if path
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return Err(Error::Invalid(format!(
+            "management path {path:?} has an empty, `.` or `..` segment"
+        )));
     }
     let first = path.split('/').next().unwrap_or_default();
     // Tenant-scoped resources only: participants, config and data plane registration
@@ -79,8 +84,14 @@ impl HostState {
         if self.call.grants.allows_management(write) {
             Ok(())
         } else {
-            let scope = if write { "management-api:write" } else { "management-api:read" };
-            Err(Error::AccessDenied(format!("{scope} is not granted to this plugin for this tenant")))
+            let scope = if write {
+                "management-api:write"
+            } else {
+                "management-api:read"
+            };
+            Err(Error::AccessDenied(format!(
+                "{scope} is not granted to this plugin for this tenant"
+            )))
         }
     }
 }
@@ -94,7 +105,11 @@ impl Host for HostState {
         if let Err(e) = self.require_management(write) {
             return Ok(Err(e));
         }
-        if request.body.as_ref().is_some_and(|b| b.len() > MAX_MANAGEMENT_BODY_BYTES) {
+        if request
+            .body
+            .as_ref()
+            .is_some_and(|b| b.len() > MAX_MANAGEMENT_BODY_BYTES)
+        {
             return Ok(Err(Error::LimitExceeded(format!(
                 "management request bodies are at most {MAX_MANAGEMENT_BODY_BYTES} bytes"
             ))));
@@ -114,7 +129,9 @@ impl Host for HostState {
             return Ok(Err(e));
         }
         if states.is_empty() {
-            return Ok(Err(Error::Invalid("wait-for-state needs at least one state".into())));
+            return Ok(Err(Error::Invalid(
+                "wait-for-state needs at least one state".into(),
+            )));
         }
         let timeout = Duration::from_millis(u64::from(timeout_ms.min(MAX_WAIT_MS)));
         Ok(self
@@ -134,7 +151,11 @@ impl Host for HostState {
         if let Err(e) = classify(Method::Get, &path).and_then(|_| self.require_management(false)) {
             return Ok(Err(e));
         }
-        Ok(self.services.management.watch(&self.call, kind, &id, &correlation).await)
+        Ok(self
+            .services
+            .management
+            .watch(&self.call, kind, &id, &correlation)
+            .await)
     }
 }
 
@@ -150,7 +171,10 @@ mod tests {
         assert_eq!(classify(Method::Post, "assets"), Ok(true));
         assert_eq!(classify(Method::Delete, "assets/a1"), Ok(true));
         assert_eq!(classify(Method::Put, "contractdefinitions"), Ok(true));
-        assert_eq!(classify(Method::Post, "contractnegotiations/x/terminate"), Ok(true));
+        assert_eq!(
+            classify(Method::Post, "contractnegotiations/x/terminate"),
+            Ok(true)
+        );
     }
 
     #[test]
@@ -166,10 +190,16 @@ mod tests {
             "assets/%2e%2e",
             "",
         ] {
-            assert!(matches!(classify(Method::Get, bad), Err(Error::Invalid(_))), "{bad}");
+            assert!(
+                matches!(classify(Method::Get, bad), Err(Error::Invalid(_))),
+                "{bad}"
+            );
         }
         for denied in ["participants", "config", "dataplanes", "celexpressions"] {
-            assert!(matches!(classify(Method::Get, denied), Err(Error::AccessDenied(_))), "{denied}");
+            assert!(
+                matches!(classify(Method::Get, denied), Err(Error::AccessDenied(_))),
+                "{denied}"
+            );
         }
     }
 }

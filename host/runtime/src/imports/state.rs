@@ -9,7 +9,9 @@ impl HostState {
     fn state_scope(&self) -> Result<(Scope, u64), Error> {
         let quota = self.call.grants.state_quota_bytes;
         if quota == 0 {
-            return Err(Error::AccessDenied("state is not granted to this plugin".into()));
+            return Err(Error::AccessDenied(
+                "state is not granted to this plugin".into(),
+            ));
         }
         let scope = Scope {
             tenant: self.call.tenant.participant_context_id.clone(),
@@ -21,7 +23,9 @@ impl HostState {
 
 fn check_key(key: &str) -> Result<(), Error> {
     if key.is_empty() || key.len() > MAX_STATE_KEY_BYTES {
-        return Err(Error::Invalid(format!("state keys are 1 to {MAX_STATE_KEY_BYTES} bytes")));
+        return Err(Error::Invalid(format!(
+            "state keys are 1 to {MAX_STATE_KEY_BYTES} bytes"
+        )));
     }
     Ok(())
 }
@@ -46,9 +50,11 @@ impl Host for HostState {
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), Error>> {
-        let checked = self
-            .state_scope()
-            .and_then(|s| check_key(&key).and_then(|()| check_value(&value)).map(|()| s));
+        let checked = self.state_scope().and_then(|s| {
+            check_key(&key)
+                .and_then(|()| check_value(&value))
+                .map(|()| s)
+        });
         let (scope, quota) = match checked {
             Ok(s) => s,
             Err(e) => return Ok(Err(e)),
@@ -79,7 +85,10 @@ impl Host for HostState {
             .state
             .list(&scope, &prefix, cursor.as_deref(), limit)
             .await
-            .map(|p| Page { entries: p.entries, next_cursor: p.next_cursor });
+            .map(|p| Page {
+                entries: p.entries,
+                next_cursor: p.next_cursor,
+            });
         Ok(page)
     }
 

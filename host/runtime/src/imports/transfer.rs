@@ -19,11 +19,19 @@ impl HostState {
         Ok(())
     }
 
-    async fn report(&mut self, flow_id: String, report: FlowReport) -> wasmtime::Result<Result<(), Error>> {
+    async fn report(
+        &mut self,
+        flow_id: String,
+        report: FlowReport,
+    ) -> wasmtime::Result<Result<(), Error>> {
         if let Err(e) = self.check_flow_entry(&flow_id) {
             return Ok(Err(e));
         }
-        Ok(self.services.transfer.report(&self.call, &flow_id, report).await)
+        Ok(self
+            .services
+            .transfer
+            .report(&self.call, &flow_id, report)
+            .await)
     }
 }
 
@@ -35,7 +43,11 @@ fn split_endpoint(endpoint: &str) -> Result<(Scheme, String, String), Error> {
     let scheme = match uri.scheme_str() {
         Some("https") => Scheme::Https,
         Some("http") => Scheme::Http,
-        _ => return Err(Error::Invalid(format!("counterparty endpoint {endpoint:?} is not http(s)"))),
+        _ => {
+            return Err(Error::Invalid(format!(
+                "counterparty endpoint {endpoint:?} is not http(s)"
+            )));
+        }
     };
     let authority = uri
         .authority()
@@ -55,9 +67,18 @@ impl Host for HostState {
         if let Err(e) = self.check_flow_entry(&flow_id) {
             return Ok(Err(e));
         }
-        let counterparty = match self.services.transfer.counterparty(&self.call, &flow_id).await {
+        let counterparty = match self
+            .services
+            .transfer
+            .counterparty(&self.call, &flow_id)
+            .await
+        {
             Ok(Some(c)) => c,
-            Ok(None) => return Ok(Err(Error::NotFound(format!("flow {flow_id} has no counterparty address")))),
+            Ok(None) => {
+                return Ok(Err(Error::NotFound(format!(
+                    "flow {flow_id} has no counterparty address"
+                ))));
+            }
             Err(e) => return Ok(Err(e)),
         };
         let (scheme, authority, prefix) = match split_endpoint(&counterparty.endpoint) {
@@ -67,7 +88,8 @@ impl Host for HostState {
         {
             let req = self.table.get_mut(&request)?;
             let suffix = req.path_with_query.take().unwrap_or_default();
-            let suffix = if suffix.is_empty() || suffix.starts_with('?') || suffix.starts_with('/') {
+            let suffix = if suffix.is_empty() || suffix.starts_with('?') || suffix.starts_with('/')
+            {
                 suffix
             } else {
                 format!("/{suffix}")
@@ -85,13 +107,18 @@ impl Host for HostState {
         match result {
             Ok(response) => Ok(Ok(response)),
             Err(e) => match e.downcast() {
-                Ok(code) => Ok(Err(Error::Unavailable(format!("counterparty request failed: {code:?}")))),
+                Ok(code) => Ok(Err(Error::Unavailable(format!(
+                    "counterparty request failed: {code:?}"
+                )))),
                 Err(trap) => Err(trap),
             },
         }
     }
 
-    async fn counterparty_address(&mut self, flow_id: String) -> wasmtime::Result<Result<Option<DataAddress>, Error>> {
+    async fn counterparty_address(
+        &mut self,
+        flow_id: String,
+    ) -> wasmtime::Result<Result<Option<DataAddress>, Error>> {
         if let Err(e) = self.check_flow_entry(&flow_id) {
             return Ok(Err(e));
         }
@@ -103,11 +130,19 @@ impl Host for HostState {
             .map(|c| c.map(|c| c.public)))
     }
 
-    async fn prepared(&mut self, flow_id: String, address: Option<DataAddress>) -> wasmtime::Result<Result<(), Error>> {
+    async fn prepared(
+        &mut self,
+        flow_id: String,
+        address: Option<DataAddress>,
+    ) -> wasmtime::Result<Result<(), Error>> {
         self.report(flow_id, FlowReport::Prepared(address)).await
     }
 
-    async fn started(&mut self, flow_id: String, address: Option<DataAddress>) -> wasmtime::Result<Result<(), Error>> {
+    async fn started(
+        &mut self,
+        flow_id: String,
+        address: Option<DataAddress>,
+    ) -> wasmtime::Result<Result<(), Error>> {
         self.report(flow_id, FlowReport::Started(address)).await
     }
 
@@ -115,7 +150,11 @@ impl Host for HostState {
         self.report(flow_id, FlowReport::Completed).await
     }
 
-    async fn errored(&mut self, flow_id: String, reason: String) -> wasmtime::Result<Result<(), Error>> {
+    async fn errored(
+        &mut self,
+        flow_id: String,
+        reason: String,
+    ) -> wasmtime::Result<Result<(), Error>> {
         self.report(flow_id, FlowReport::Errored(reason)).await
     }
 }
