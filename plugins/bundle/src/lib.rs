@@ -61,8 +61,11 @@ pub const WRONG_WORLD: Bundled = bundled!(
 /// The DPS conformance fixture: every http-pull/http-push flow, `async`/`complete` on cue.
 pub const DPS_CONFORMANCE: Bundled = bundled!("dps-conformance", "dps-conformance/weft.toml", "WEFT_BUNDLE_DPS_CONFORMANCE");
 
+/// Company Certificate Management (CX-0135 v2.4.0), provider and consumer.
+pub const CCM: Bundled = bundled!("ccm", "ccm/weft.toml", "WEFT_BUNDLE_CCM");
+
 /// The plugins the sandbox installs.
-pub static ALL: &[Bundled] = &[HELLO, DPS_CONFORMANCE];
+pub static ALL: &[Bundled] = &[HELLO, DPS_CONFORMANCE, CCM];
 
 /// The plugins the sandbox installs (same as [`ALL`]).
 pub fn all() -> &'static [Bundled] {

@@ -1,0 +1,37 @@
+//! The `weft` binary: `serve` runs the host from a config file, `sandbox` runs it with the
+//! local dataspace stand-in on embedded defaults.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "weft",
+    version,
+    about = "A multi-tenant WebAssembly host for dataspace apps"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the host from a configuration file.
+    Serve(weft::ServeArgs),
+    /// Run Weft with a local identity provider and control plane stand-in, demo tenants
+    /// and the bundled plugins.
+    Sandbox(weft::sandbox::SandboxArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => weft::serve(args).await,
+            Command::Sandbox(args) => weft::sandbox::run(args).await,
+        }
+    })
+}

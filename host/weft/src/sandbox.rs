@@ -1,0 +1,267 @@
+//! `weft sandbox`: Weft on embedded defaults (SQLite under the data directory) against the
+//! local dataspace stand-in, with demo tenants and the bundled plugins installed and
+//! enabled. Writes `sandbox.json` with every URL and ready tokens, prints `curl` lines,
+//! and runs until SIGINT/SIGTERM.
+//!
+//! Weft is configured exactly as for a real deployment (issuer, JWKS URL, claim mode,
+//! Management API URL): nothing in the host knows it talks to the stand-in.
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use weft_sandbox::{ClaimMode, ClientSpec, ParticipantSpec, Sandbox, SandboxConfig};
+
+/// Lifetime of the demo tokens written to `sandbox.json`: long enough for an afternoon
+/// of trying things, short enough that a leaked file does not grant access for long.
+pub const DEMO_TOKEN_LIFETIME_SECS: u64 = 12 * 3600;
+
+/// Scopes a demo tenant's token carries: its apps and its Management API.
+const TENANT_SCOPES: [&str; 3] = ["weft:apps", "management-api:read", "management-api:write"];
+
+/// A demo tenant of the sandbox.
+struct DemoTenant {
+    id: &'static str,
+    name: &'static str,
+    bpn: &'static str,
+    /// Bundled plugins enabled for it.
+    apps: &'static [&'static str],
+}
+
+const DEMO_TENANTS: [DemoTenant; 2] = [
+    DemoTenant {
+        id: "supplier",
+        name: "Supplier",
+        bpn: "BPNL000000000001",
+        apps: &["hello"],
+    },
+    DemoTenant {
+        id: "oem",
+        name: "OEM",
+        bpn: "BPNL000000000002",
+        apps: &["hello"],
+    },
+];
+
+#[derive(clap::Args)]
+pub struct SandboxArgs {
+    /// Where Weft keeps its SQLite store, plugins, cache and `sandbox.json`.
+    #[arg(long, env = "WEFT_SANDBOX_DATA_DIR", default_value = "data/sandbox")]
+    pub data_dir: PathBuf,
+    /// Weft's port (0 = any free port; the chosen one is printed and written).
+    #[arg(long, env = "WEFT_SANDBOX_PORT", default_value_t = 0)]
+    pub port: u16,
+    /// Identity provider port (0 = any).
+    #[arg(long, default_value_t = 0)]
+    idp_port: u16,
+    /// Control plane Management API port (0 = any).
+    #[arg(long, default_value_t = 0)]
+    management_port: u16,
+    /// Control plane signaling port (0 = any).
+    #[arg(long, default_value_t = 0)]
+    signaling_port: u16,
+    /// Token claims: `subject` (current EDC) or `participant-context` (EDC-V v4alpha era).
+    #[arg(long, default_value = "subject")]
+    claim_mode: String,
+    /// Log format.
+    #[arg(long, env = "WEFT_LOG_FORMAT")]
+    log_format: Option<crate::logging::LogFormat>,
+}
+
+pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
+    crate::logging::init(&crate::logging::LogConfig {
+        format: args.log_format.unwrap_or_default(),
+        level: "info,weft=info".into(),
+    });
+    let claim_mode = match args.claim_mode.as_str() {
+        "subject" => ClaimMode::Subject,
+        "participant-context" => ClaimMode::ParticipantContext,
+        other => bail!("--claim-mode must be `subject` or `participant-context`, not {other:?}"),
+    };
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let data_dir = args.data_dir.canonicalize()?;
+
+    // The dataspace stand-in: identity provider and control plane.
+    let mut sandbox_config = SandboxConfig {
+        idp_port: args.idp_port,
+        management_port: args.management_port,
+        signaling_port: args.signaling_port,
+        claim_mode,
+        token_lifetime_secs: DEMO_TOKEN_LIFETIME_SECS,
+        ..SandboxConfig::default()
+    };
+    for t in &DEMO_TENANTS {
+        sandbox_config.participants.push(
+            ParticipantSpec::new(t.id, did(t.id))
+                .with_bpn(t.bpn)
+                .with_attribute("MembershipCredential", "active"),
+        );
+        sandbox_config.clients.push(ClientSpec::participant(
+            format!("{}-client", t.id),
+            format!("{}-secret", t.id),
+            t.id,
+            &TENANT_SCOPES,
+        ));
+    }
+    let dataspace = Sandbox::start(sandbox_config)
+        .await
+        .context("starting the dataspace stand-in")?;
+    let urls = dataspace.urls().clone();
+
+    // Weft, configured like any deployment.
+    let mut auth = weft_auth::AuthConfig::new(urls.issuer.clone(), urls.jwks.clone());
+    auth.claim_mode = match claim_mode {
+        ClaimMode::Subject => weft_auth::ClaimMode::Subject,
+        ClaimMode::ParticipantContext => weft_auth::ClaimMode::ParticipantContext,
+    };
+    let server = weft_server::ServerConfig::with_data_dir(&data_dir);
+    let options =
+        weft_server::WeftOptions::new(server, auth, weft_runtime::config::RuntimeConfig::default());
+    let weft = weft_server::Weft::new(options)
+        .await
+        .context("starting Weft")?;
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port))
+            .await
+            .context("binding Weft's port")?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(weft_server::serve(listener, weft.router(), async move {
+        let _ = stop_rx.await;
+    }));
+
+    let admin_token = dataspace.admin_token()?;
+    provision(&base, &admin_token)
+        .await
+        .context("provisioning the demo tenants")?;
+
+    let mut tenants = serde_json::Map::new();
+    for t in &DEMO_TENANTS {
+        tenants.insert(
+            t.id.to_string(),
+            json!({
+                "name": t.name,
+                "participantContextId": t.id,
+                "did": did(t.id),
+                "bpn": t.bpn,
+                "token": dataspace.tenant_token(t.id, &TENANT_SCOPES)?,
+                "clientId": format!("{}-client", t.id),
+                "clientSecret": format!("{}-secret", t.id),
+                "apps": format!("{base}/tenants/{}/apps", t.id),
+                "managementApi": format!("{}/v5beta/participants/{}", urls.management, t.id),
+                "dsp": dataspace.urls().dsp_address(t.id),
+            }),
+        );
+    }
+    let description = json!({
+        "weft": {
+            "base": base,
+            "admin": format!("{base}/admin"),
+            "tenants": format!("{base}/tenants"),
+            "openapi": format!("{base}/openapi.json"),
+        },
+        "identityProvider": {
+            "issuer": urls.issuer,
+            "token": urls.token,
+            "jwks": urls.jwks,
+            "discovery": urls.discovery,
+        },
+        "controlPlane": {
+            "management": urls.management,
+            "dsp": urls.dsp,
+            "signaling": urls.signaling,
+        },
+        "adminToken": admin_token,
+        "tenants": tenants,
+    });
+    let file = data_dir.join("sandbox.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&description)?)
+        .with_context(|| format!("writing {}", file.display()))?;
+
+    print_intro(&base, &file, &description);
+    crate::shutdown_signal().await;
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    weft.close().await;
+    dataspace.shutdown().await;
+    Ok(())
+}
+
+fn did(id: &str) -> String {
+    format!("did:web:localhost:{id}")
+}
+
+/// Creates the demo tenants, installs the bundled plugins and enables them, through
+/// Weft's own admin API (idempotent across restarts on the same data directory).
+async fn provision(base: &str, admin_token: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    for plugin in weft_bundle::all() {
+        let asks = weft_runtime::manifest::Manifest::parse(plugin.manifest)?.capabilities;
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "component",
+                reqwest::multipart::Part::bytes(plugin.wasm.to_vec()).file_name("plugin.wasm"),
+            )
+            .text("manifest", plugin.manifest.to_string())
+            .text("grants", serde_json::to_string(&asks)?);
+        let resp = http
+            .post(format!("{base}/admin/plugins?activate=true"))
+            .bearer_auth(admin_token)
+            .multipart(form)
+            .send()
+            .await?;
+        expect_ok(resp, &format!("installing {}", plugin.id)).await?;
+    }
+    for t in &DEMO_TENANTS {
+        let resp = http
+            .post(format!("{base}/admin/tenants"))
+            .bearer_auth(admin_token)
+            .json(&json!({"id": t.id, "did": did(t.id), "bpn": t.bpn}))
+            .send()
+            .await?;
+        if resp.status() != reqwest::StatusCode::CONFLICT {
+            expect_ok(resp, &format!("creating tenant {}", t.id)).await?;
+        }
+        for app in t.apps {
+            let resp = http
+                .put(format!("{base}/admin/tenants/{}/apps/{app}", t.id))
+                .bearer_auth(admin_token)
+                .json(&json!({"config": {"bpnl": t.bpn}}))
+                .send()
+                .await?;
+            expect_ok(resp, &format!("enabling {app} for {}", t.id)).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn expect_ok(resp: reqwest::Response, what: &str) -> anyhow::Result<Value> {
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{what}: {status} {body}");
+    }
+    Ok(body)
+}
+
+fn print_intro(base: &str, file: &std::path::Path, description: &Value) {
+    let supplier_token = description["tenants"]["supplier"]["token"]
+        .as_str()
+        .unwrap_or("");
+    println!(
+        "\nWeft sandbox is running at {base}\n\
+         Everything a script needs (URLs, tokens) is in {}\n\n\
+         Try:\n\
+         \x20 TOKEN=$(jq -r .tenants.supplier.token {})\n\
+         \x20 curl -s -H \"Authorization: Bearer $TOKEN\" {base}/tenants/supplier/apps\n\
+         \x20 curl -s -H \"Authorization: Bearer $TOKEN\" {base}/tenants/supplier/apps/hello/whoami\n\
+         \x20 ADMIN=$(jq -r .adminToken {})\n\
+         \x20 curl -s -H \"Authorization: Bearer $ADMIN\" {base}/admin/plugins\n\n\
+         (supplier token: {}…)\nStop with Ctrl-C.",
+        file.display(),
+        file.display(),
+        file.display(),
+        &supplier_token[..supplier_token.len().min(16)],
+    );
+}
