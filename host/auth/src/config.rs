@@ -39,7 +39,7 @@ pub enum ClaimMode {
 
 /// Token validation settings (`[auth]` in the server config).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AuthConfig {
     /// Expected `iss`, compared exactly.
     pub issuer: String,

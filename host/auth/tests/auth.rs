@@ -744,8 +744,8 @@ fn config_from_toml() {
     let cfg: AuthConfig = toml::from_str(
         r#"
         issuer = "http://keycloak:8080/realms/edcv"
-        jwks_url = "https://keycloak/realms/edcv/protocol/openid-connect/certs"
-        claim_mode = "subject"
+        jwks-url = "https://keycloak/realms/edcv/protocol/openid-connect/certs"
+        claim-mode = "subject"
         algorithms = ["ES256"]
         audience = "weft"
         "#,
@@ -767,15 +767,15 @@ fn config_from_toml() {
         d.audience = Some("weft".into());
         d
     });
-    let defaults: AuthConfig = toml::from_str("issuer = \"i\"\njwks_url = \"https://x\"").unwrap();
+    let defaults: AuthConfig = toml::from_str("issuer = \"i\"\njwks-url = \"https://x\"").unwrap();
     assert_eq!(defaults.claim_mode, ClaimMode::ParticipantContext);
     assert!(
-        toml::from_str::<AuthConfig>("issuer = \"i\"\njwks_url = \"https://x\"\nissuers = 1")
+        toml::from_str::<AuthConfig>("issuer = \"i\"\njwks-url = \"https://x\"\nissuers = 1")
             .is_err()
     );
     assert!(
         toml::from_str::<AuthConfig>(
-            "issuer = \"i\"\njwks_url = \"https://x\"\nclaim_mode = \"sub\""
+            "issuer = \"i\"\njwks-url = \"https://x\"\nclaim_mode = \"sub\""
         )
         .is_err()
     );

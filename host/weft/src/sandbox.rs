@@ -68,123 +68,196 @@ pub struct SandboxArgs {
     log_format: Option<crate::logging::LogFormat>,
 }
 
+/// Options of a sandbox stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub data_dir: PathBuf,
+    pub port: u16,
+    pub idp_port: u16,
+    pub management_port: u16,
+    pub signaling_port: u16,
+    pub claim_mode: ClaimMode,
+}
+
+impl StackOptions {
+    /// Any free ports, subject claims, the given data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> StackOptions {
+        StackOptions {
+            data_dir: data_dir.into(),
+            port: 0,
+            idp_port: 0,
+            management_port: 0,
+            signaling_port: 0,
+            claim_mode: ClaimMode::Subject,
+        }
+    }
+}
+
+/// A running sandbox: the dataspace stand-in plus Weft, provisioned.
+pub struct Stack {
+    /// Weft's base URL.
+    pub base: String,
+    /// The stand-in (identity provider and control plane).
+    pub dataspace: weft_sandbox::RunningSandbox,
+    /// The Weft application.
+    pub weft: weft_server::Weft,
+    /// What `sandbox.json` holds.
+    pub description: Value,
+    /// Where `sandbox.json` was written.
+    pub description_file: PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Stack {
+    /// Starts the stand-in and Weft, provisions the demo tenants and writes `sandbox.json`.
+    pub async fn start(options: StackOptions) -> anyhow::Result<Stack> {
+        std::fs::create_dir_all(&options.data_dir)
+            .with_context(|| format!("creating {}", options.data_dir.display()))?;
+        let data_dir = options.data_dir.canonicalize()?;
+        let claim_mode = options.claim_mode;
+
+        // The dataspace stand-in: identity provider and control plane.
+        let mut sandbox_config = SandboxConfig {
+            idp_port: options.idp_port,
+            management_port: options.management_port,
+            signaling_port: options.signaling_port,
+            claim_mode,
+            token_lifetime_secs: DEMO_TOKEN_LIFETIME_SECS,
+            ..SandboxConfig::default()
+        };
+        for t in &DEMO_TENANTS {
+            sandbox_config.participants.push(
+                ParticipantSpec::new(t.id, did(t.id))
+                    .with_bpn(t.bpn)
+                    .with_attribute("MembershipCredential", "active"),
+            );
+            sandbox_config.clients.push(ClientSpec::participant(
+                format!("{}-client", t.id),
+                format!("{}-secret", t.id),
+                t.id,
+                &TENANT_SCOPES,
+            ));
+        }
+        let dataspace = Sandbox::start(sandbox_config)
+            .await
+            .context("starting the dataspace stand-in")?;
+        let urls = dataspace.urls().clone();
+
+        // Weft, configured like any deployment.
+        let mut auth = weft_auth::AuthConfig::new(urls.issuer.clone(), urls.jwks.clone());
+        auth.claim_mode = match claim_mode {
+            ClaimMode::Subject => weft_auth::ClaimMode::Subject,
+            ClaimMode::ParticipantContext => weft_auth::ClaimMode::ParticipantContext,
+        };
+        let server = weft_server::ServerConfig::with_data_dir(&data_dir);
+        let runtime = weft_runtime::config::RuntimeConfig::default();
+        let options_w = weft_server::WeftOptions::new(server, auth, runtime);
+        let weft = weft_server::Weft::new(options_w)
+            .await
+            .context("starting Weft")?;
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            options.port,
+        ))
+        .await
+        .context("binding Weft's port")?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(weft_server::serve(listener, weft.router(), async move {
+            let _ = stop_rx.await;
+        }));
+
+        let admin_token = dataspace.admin_token()?;
+        provision(&base, &admin_token)
+            .await
+            .context("provisioning the demo tenants")?;
+
+        let mut tenants = serde_json::Map::new();
+        for t in &DEMO_TENANTS {
+            tenants.insert(
+                t.id.to_string(),
+                json!({
+                    "name": t.name,
+                    "participantContextId": t.id,
+                    "did": did(t.id),
+                    "bpn": t.bpn,
+                    "token": dataspace.tenant_token(t.id, &TENANT_SCOPES)?,
+                    "clientId": format!("{}-client", t.id),
+                    "clientSecret": format!("{}-secret", t.id),
+                    "apps": format!("{base}/tenants/{}/apps", t.id),
+                    "managementApi": format!("{}/v5beta/participants/{}", urls.management, t.id),
+                    "dsp": dataspace.urls().dsp_address(t.id),
+                }),
+            );
+        }
+        let description = json!({
+            "weft": {
+                "base": base,
+                "admin": format!("{base}/admin"),
+                "tenants": format!("{base}/tenants"),
+                "openapi": format!("{base}/openapi.json"),
+            },
+            "identityProvider": {
+                "issuer": urls.issuer,
+                "token": urls.token,
+                "jwks": urls.jwks,
+                "discovery": urls.discovery,
+            },
+            "controlPlane": {
+                "management": urls.management,
+                "dsp": urls.dsp,
+                "signaling": urls.signaling,
+            },
+            "adminToken": admin_token,
+            "tenants": tenants,
+        });
+        let description_file = data_dir.join("sandbox.json");
+        std::fs::write(&description_file, serde_json::to_vec_pretty(&description)?)
+            .with_context(|| format!("writing {}", description_file.display()))?;
+        Ok(Stack {
+            base,
+            dataspace,
+            weft,
+            description,
+            description_file,
+            stop,
+            server,
+        })
+    }
+
+    /// Stops Weft and the stand-in.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+        self.weft.close().await;
+        self.dataspace.shutdown().await;
+    }
+}
+
+/// Runs `weft sandbox` until SIGINT/SIGTERM.
 pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
     crate::logging::init(&crate::logging::LogConfig {
         format: args.log_format.unwrap_or_default(),
-        level: "info,weft=info".into(),
+        level: "info".into(),
     });
     let claim_mode = match args.claim_mode.as_str() {
         "subject" => ClaimMode::Subject,
         "participant-context" => ClaimMode::ParticipantContext,
         other => bail!("--claim-mode must be `subject` or `participant-context`, not {other:?}"),
     };
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let data_dir = args.data_dir.canonicalize()?;
-
-    // The dataspace stand-in: identity provider and control plane.
-    let mut sandbox_config = SandboxConfig {
+    let stack = Stack::start(StackOptions {
+        data_dir: args.data_dir,
+        port: args.port,
         idp_port: args.idp_port,
         management_port: args.management_port,
         signaling_port: args.signaling_port,
         claim_mode,
-        token_lifetime_secs: DEMO_TOKEN_LIFETIME_SECS,
-        ..SandboxConfig::default()
-    };
-    for t in &DEMO_TENANTS {
-        sandbox_config.participants.push(
-            ParticipantSpec::new(t.id, did(t.id))
-                .with_bpn(t.bpn)
-                .with_attribute("MembershipCredential", "active"),
-        );
-        sandbox_config.clients.push(ClientSpec::participant(
-            format!("{}-client", t.id),
-            format!("{}-secret", t.id),
-            t.id,
-            &TENANT_SCOPES,
-        ));
-    }
-    let dataspace = Sandbox::start(sandbox_config)
-        .await
-        .context("starting the dataspace stand-in")?;
-    let urls = dataspace.urls().clone();
-
-    // Weft, configured like any deployment.
-    let mut auth = weft_auth::AuthConfig::new(urls.issuer.clone(), urls.jwks.clone());
-    auth.claim_mode = match claim_mode {
-        ClaimMode::Subject => weft_auth::ClaimMode::Subject,
-        ClaimMode::ParticipantContext => weft_auth::ClaimMode::ParticipantContext,
-    };
-    let server = weft_server::ServerConfig::with_data_dir(&data_dir);
-    let options =
-        weft_server::WeftOptions::new(server, auth, weft_runtime::config::RuntimeConfig::default());
-    let weft = weft_server::Weft::new(options)
-        .await
-        .context("starting Weft")?;
-    let listener =
-        tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port))
-            .await
-            .context("binding Weft's port")?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(weft_server::serve(listener, weft.router(), async move {
-        let _ = stop_rx.await;
-    }));
-
-    let admin_token = dataspace.admin_token()?;
-    provision(&base, &admin_token)
-        .await
-        .context("provisioning the demo tenants")?;
-
-    let mut tenants = serde_json::Map::new();
-    for t in &DEMO_TENANTS {
-        tenants.insert(
-            t.id.to_string(),
-            json!({
-                "name": t.name,
-                "participantContextId": t.id,
-                "did": did(t.id),
-                "bpn": t.bpn,
-                "token": dataspace.tenant_token(t.id, &TENANT_SCOPES)?,
-                "clientId": format!("{}-client", t.id),
-                "clientSecret": format!("{}-secret", t.id),
-                "apps": format!("{base}/tenants/{}/apps", t.id),
-                "managementApi": format!("{}/v5beta/participants/{}", urls.management, t.id),
-                "dsp": dataspace.urls().dsp_address(t.id),
-            }),
-        );
-    }
-    let description = json!({
-        "weft": {
-            "base": base,
-            "admin": format!("{base}/admin"),
-            "tenants": format!("{base}/tenants"),
-            "openapi": format!("{base}/openapi.json"),
-        },
-        "identityProvider": {
-            "issuer": urls.issuer,
-            "token": urls.token,
-            "jwks": urls.jwks,
-            "discovery": urls.discovery,
-        },
-        "controlPlane": {
-            "management": urls.management,
-            "dsp": urls.dsp,
-            "signaling": urls.signaling,
-        },
-        "adminToken": admin_token,
-        "tenants": tenants,
-    });
-    let file = data_dir.join("sandbox.json");
-    std::fs::write(&file, serde_json::to_vec_pretty(&description)?)
-        .with_context(|| format!("writing {}", file.display()))?;
-
-    print_intro(&base, &file, &description);
+    })
+    .await?;
+    print_intro(&stack.base, &stack.description_file, &stack.description);
     crate::shutdown_signal().await;
-    let _ = stop_tx.send(());
-    let _ = server.await;
-    weft.close().await;
-    dataspace.shutdown().await;
+    stack.shutdown().await;
     Ok(())
 }
 
