@@ -223,3 +223,31 @@ impl Default for SandboxConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_deserializes_with_defaults_and_rejects_unknown_fields() {
+        let config: SandboxConfig = serde_json::from_value(serde_json::json!({
+            "claim_mode": "participant-context",
+            "signaling_auth": {"type": "static-token", "authorization": "Bearer x"},
+            "clients": [{"client_id": "c", "client_secret": "s", "participant_context": "pc",
+                "scopes": ["management-api:read"]}],
+            "participants": [{"id": "pc", "did": "did:web:pc", "attributes": {"MembershipCredential": "active"}}]
+        }))
+        .unwrap();
+        assert_eq!(config.claim_mode, ClaimMode::ParticipantContext);
+        assert_eq!(config.clients[0].role, Role::Participant);
+        assert_eq!(config.idp_port, 0);
+        assert_eq!(config.token_lifetime_secs, DEFAULT_TOKEN_LIFETIME_SECS);
+        assert!(serde_json::from_value::<SandboxConfig>(serde_json::json!({"prot": 1})).is_err());
+        assert!(
+            serde_json::from_value::<SandboxConfig>(
+                serde_json::json!({"clients": [{"client_id": "c", "client_secret": "s", "x": 1}]})
+            )
+            .is_err()
+        );
+    }
+}

@@ -21,4 +21,6 @@ pub use controlplane::{
 };
 pub use error::{ApiError, ErrorDetail, SandboxError};
 pub use idp::{Idp, IdpConfig, MintSpec, SigningAlgorithm, VerifiedClaims, VerifyError};
-pub use sandbox::{RunningSandbox, SHUTDOWN_GRACE, Sandbox, SandboxUrls};
+pub use sandbox::{
+    ADMIN_SCOPE, ADMIN_SUBJECT, RunningSandbox, SHUTDOWN_GRACE, Sandbox, SandboxUrls,
+};

@@ -9,13 +9,18 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{ClaimMode, ClientSpec, ParticipantSpec, SandboxConfig};
+use crate::config::{ClaimMode, ClientSpec, ParticipantSpec, Role, SandboxConfig};
 use crate::controlplane::{ApiVersion, ControlPlane, ControlPlaneConfig};
 use crate::error::SandboxError;
-use crate::idp::{Idp, IdpConfig};
+use crate::idp::{Idp, IdpConfig, MintSpec};
 
 /// How long shutdown waits for open connections before aborting the servers.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// `sub` of admin tokens in subject mode (CONN's `OauthServer` uses the same).
+pub const ADMIN_SUBJECT: &str = "admin-subject";
+/// The cross-tenant scope of subject mode.
+pub const ADMIN_SCOPE: &str = "management-api:admin";
 
 /// Every URL a client of the sandbox needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -197,6 +202,22 @@ impl RunningSandbox {
     /// A token for a registered client, as `client_credentials` with all its scopes would give.
     pub fn token_for_client(&self, client_id: &str) -> Result<String, SandboxError> {
         Ok(self.idp.mint_for_client(client_id)?)
+    }
+
+    /// A tenant token for `pc` with `scopes`, in the configured claim mode
+    /// (`participant_context_id` + `role=participant`, or `sub`).
+    pub fn tenant_token(&self, pc: &str, scopes: &[&str]) -> Result<String, SandboxError> {
+        Ok(self.idp.mint(&MintSpec::participant(pc, scopes))?)
+    }
+
+    /// An admin token: role `admin` (participant-context mode) or scope `management-api:admin`
+    /// with `sub` `admin-subject` (subject mode, as CONN's test IdP does).
+    pub fn admin_token(&self) -> Result<String, SandboxError> {
+        Ok(self.idp.mint(&MintSpec::service(
+            ADMIN_SUBJECT,
+            Role::Admin,
+            &[ADMIN_SCOPE],
+        ))?)
     }
 
     /// Stop accepting connections and wait (at most [`SHUTDOWN_GRACE`]) for the servers.

@@ -883,6 +883,10 @@ async fn requests_are_recorded_and_outages_simulated() {
         f.get(&f.url(PROVIDER, "/assets/r1"), &token).await.0,
         StatusCode::OK
     );
+    // Wrong methods are 405, unknown paths 404, both with an error array.
+    let (status, body) = f.get(&f.url(PROVIDER, "/assets"), &token).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_error_array(&body, None);
     // Unknown paths are 404 with an error array.
     let (status, body) = f
         .get(&format!("{}/nothing", f.sb.urls().management), &token)

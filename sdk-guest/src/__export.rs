@@ -84,7 +84,9 @@ fn flow_from_wit(f: df::DataFlow) -> DataFlow {
 
 fn decision_to_wit(d: crate::Result<Decision>) -> Result<df::Decision, WitError> {
     match d {
-        Ok(Decision::Accept(address)) => Ok(df::Decision::Accept(address.as_ref().map(address_to_wit))),
+        Ok(Decision::Accept(address)) => {
+            Ok(df::Decision::Accept(address.as_ref().map(address_to_wit)))
+        }
         Ok(Decision::Pending) => Ok(df::Decision::Pending),
         Ok(Decision::Reject(reason)) => Ok(df::Decision::Reject(reason)),
         Err(e) => Err(e.into()),

@@ -41,13 +41,19 @@ impl DataAddress {
 
     /// Adds an endpoint property.
     pub fn with_property(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.endpoint_properties.push(Property { name: name.into(), value: value.into() });
+        self.endpoint_properties.push(Property {
+            name: name.into(),
+            value: value.into(),
+        });
         self
     }
 
     /// The first endpoint property called `name`.
     pub fn property(&self, name: &str) -> Option<&str> {
-        self.endpoint_properties.iter().find(|p| p.name == name).map(|p| p.value.as_str())
+        self.endpoint_properties
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.value.as_str())
     }
 }
 

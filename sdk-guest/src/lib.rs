@@ -50,8 +50,6 @@
 //! in-memory stand-in (see `testing`), so plugin crates can unit-test their logic natively.
 #![warn(missing_docs)]
 
-extern crate self as weft_sdk;
-
 mod backend;
 pub mod context;
 mod error;
@@ -219,6 +217,15 @@ pub trait Plugin: 'static {
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
+        // Fails to compile, naming the trait, when the type is not a plugin.
+        const _: fn() = || {
+            fn implements_plugin<P: $crate::Plugin>() {}
+            implements_plugin::<$plugin>();
+        };
+
+        // The exports exist only on wasm32: their names (`wasi:http/...#handle`) cannot
+        // be exported from a native cdylib, and native tests call the trait directly.
+        #[cfg(target_arch = "wasm32")]
         #[allow(unsafe_code, non_camel_case_types)]
         const _: () = {
             type __WeftPluginAdapter = $crate::__export::Adapter<$plugin>;
@@ -226,7 +233,6 @@ macro_rules! export_plugin {
 
             // Names the SDK version a plugin was built with, readable from the component
             // without running it.
-            #[cfg(target_arch = "wasm32")]
             #[unsafe(link_section = "weft-sdk-version")]
             #[used]
             static __WEFT_SDK_VERSION: [u8; $crate::SDK_VERSION.len()] =

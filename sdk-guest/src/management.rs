@@ -101,7 +101,12 @@ pub struct Request {
 impl Request {
     /// A request without query or body.
     pub fn new(method: Method, path: impl Into<String>) -> Self {
-        Request { method, path: path.into(), query: Vec::new(), body: None }
+        Request {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+        }
     }
 
     /// Adds a query parameter.
@@ -142,7 +147,10 @@ impl Response {
     /// The body deserialized as `T`; [`Error::Invalid`] when it is not one.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_str(&self.body).map_err(|e| {
-            Error::Invalid(format!("Management API answered {} with unexpected JSON: {e}", self.status))
+            Error::Invalid(format!(
+                "Management API answered {} with unexpected JSON: {e}",
+                self.status
+            ))
         })
     }
 
@@ -191,7 +199,12 @@ pub fn post(path: &str, body: &serde_json::Value) -> Result<Response> {
 /// Waits (without burning CPU) until a process reaches one of `states`; returns the
 /// state reached. [`Error::Unavailable`] when `timeout` or the call's deadline ends first.
 /// Timeouts above `u32::MAX` milliseconds are capped.
-pub fn wait_for_state(kind: ProcessKind, id: &str, states: &[&str], timeout: Duration) -> Result<String> {
+pub fn wait_for_state(
+    kind: ProcessKind,
+    id: &str,
+    states: &[&str],
+    timeout: Duration,
+) -> Result<String> {
     let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
     backend::active::management_wait_for_state(kind, id, states, timeout_ms)
 }
@@ -215,7 +228,10 @@ mod tests {
 
     #[test]
     fn empty_body_is_null() {
-        let r = Response { status: 204, body: String::new() };
+        let r = Response {
+            status: 204,
+            body: String::new(),
+        };
         assert!(r.is_success());
         assert_eq!(r.json_value().unwrap(), serde_json::Value::Null);
     }

@@ -64,9 +64,9 @@ pub fn compare_and_set(key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result
 pub fn get_json<T: DeserializeOwned>(key: &str) -> Result<Option<T>> {
     match get(key)? {
         None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::Invalid(format!("state value `{key}` is not the expected JSON: {e}"))),
+        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Error::Invalid(format!("state value `{key}` is not the expected JSON: {e}"))
+        }),
     }
 }
 

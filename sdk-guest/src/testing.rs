@@ -64,7 +64,10 @@ impl Default for Host {
             },
             config: "{}".to_owned(),
             entry_point: EntryPoint::Api,
-            plugin: PluginInfo { id: "test-plugin".to_owned(), version: "0.0.0".to_owned() },
+            plugin: PluginInfo {
+                id: "test-plugin".to_owned(),
+                version: "0.0.0".to_owned(),
+            },
             state: BTreeMap::new(),
             logs: Vec::new(),
             reports: Vec::new(),
@@ -107,7 +110,12 @@ pub fn set_entry_point(entry_point: EntryPoint) {
 
 /// Sets the plugin id and version [`crate::context::plugin`] returns.
 pub fn set_plugin(id: &str, version: &str) {
-    with(|h| h.plugin = PluginInfo { id: id.to_owned(), version: version.to_owned() });
+    with(|h| {
+        h.plugin = PluginInfo {
+            id: id.to_owned(),
+            version: version.to_owned(),
+        }
+    });
 }
 
 /// A snapshot of the state.
@@ -143,16 +151,24 @@ pub fn set_management_handler(
 }
 
 /// Answers [`crate::transfer::send`] with `handler`.
-pub fn set_transfer_handler(handler: impl Fn(&str, ClientRequest) -> Result<ClientResponse> + 'static) {
+pub fn set_transfer_handler(
+    handler: impl Fn(&str, ClientRequest) -> Result<ClientResponse> + 'static,
+) {
     with(|h| h.transfer = Some(Rc::new(handler)));
 }
 
 pub(crate) fn management_handler() -> Result<ManagementHandler> {
-    with(|h| h.management.clone())
-        .ok_or_else(|| Error::Unavailable("no Management API in native tests (testing::set_management_handler)".to_owned()))
+    with(|h| h.management.clone()).ok_or_else(|| {
+        Error::Unavailable(
+            "no Management API in native tests (testing::set_management_handler)".to_owned(),
+        )
+    })
 }
 
 pub(crate) fn transfer_handler() -> Result<TransferHandler> {
-    with(|h| h.transfer.clone())
-        .ok_or_else(|| Error::Unavailable("no counterparty in native tests (testing::set_transfer_handler)".to_owned()))
+    with(|h| h.transfer.clone()).ok_or_else(|| {
+        Error::Unavailable(
+            "no counterparty in native tests (testing::set_transfer_handler)".to_owned(),
+        )
+    })
 }

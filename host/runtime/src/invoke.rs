@@ -122,6 +122,28 @@ fn classify(err: &wasmtime::Error, limits: CallLimits, stderr: &str) -> CallErro
     CallErrorKind::Host(format!("{err:#}"))
 }
 
+/// Runs one export call on a fresh instance, with all limits. A macro rather than a
+/// function taking an async closure, so the resulting future stays `Send`.
+macro_rules! run_export {
+    ($rt:expr, $plugin:expr, $call:expr, |$store:ident, $inst:ident| $body:expr) => {{
+        let rt: &Runtime = $rt;
+        let plugin: &LoadedPlugin = $plugin;
+        let call: CallContext = $call;
+        let who: Who = (
+            call.tenant.participant_context_id.clone(),
+            call.entry.name(),
+        );
+        let (mut store, limits) = rt.new_store(plugin, call);
+        let work = async {
+            let $inst = plugin.pre.instantiate_async(&mut store).await?;
+            let $store = &mut store;
+            $body
+        };
+        let outcome = tokio::time::timeout(Duration::from_millis(limits.wall_ms), work).await;
+        rt.finish(plugin, &who, limits, &store, outcome)
+    }};
+}
+
 impl Runtime {
     /// A fresh store for one call, with every limit armed.
     fn new_store(
@@ -170,37 +192,26 @@ impl Runtime {
         err
     }
 
-    /// Runs one export call on a fresh instance, with all limits.
-    async fn run<R>(
+    /// Maps the outcome of an export call (value, trap, or wall-clock timeout).
+    fn finish<R>(
         &self,
         plugin: &LoadedPlugin,
-        call: CallContext,
-        f: impl for<'a> AsyncFnOnce(
-            &'a mut Store<HostState>,
-            &'a crate::bindings::Plugin,
-        ) -> wasmtime::Result<R>,
+        who: &Who,
+        limits: CallLimits,
+        store: &Store<HostState>,
+        outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
     ) -> Result<R, CallError> {
-        let who: Who = (
-            call.tenant.participant_context_id.clone(),
-            call.entry.name(),
-        );
-        let (mut store, limits) = self.new_store(plugin, call);
-        let work = async {
-            let instance = plugin.pre.instantiate_async(&mut store).await?;
-            f(&mut store, &instance).await
-        };
-        let outcome = tokio::time::timeout(Duration::from_millis(limits.wall_ms), work).await;
         match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
                 let kind = classify(&e, limits, &store.data().stderr_text());
-                Err(self.call_error(plugin, &who, kind))
+                Err(self.call_error(plugin, who, kind))
             }
             Err(_) => {
                 let kind = CallErrorKind::Limit(LimitHit::WallClock {
                     limit_ms: limits.wall_ms,
                 });
-                Err(self.call_error(plugin, &who, kind))
+                Err(self.call_error(plugin, who, kind))
             }
         }
     }
@@ -212,7 +223,7 @@ impl Runtime {
         call: CallContext,
         op: LifecycleOp,
     ) -> Result<Result<(), GuestError>, CallError> {
-        self.run(plugin, call, async move |store, p| {
+        run_export!(self, plugin, call, |store, p| {
             let l = p.weft_plugin_lifecycle();
             match op {
                 LifecycleOp::Enable => l.call_on_enable(store).await,
@@ -222,7 +233,6 @@ impl Runtime {
                 }
             }
         })
-        .await
     }
 
     /// Calls a `data-flows` hook.
@@ -232,7 +242,7 @@ impl Runtime {
         call: CallContext,
         signal: FlowSignal,
     ) -> Result<Result<FlowOutcome, GuestError>, CallError> {
-        self.run(plugin, call, async move |store, p| {
+        run_export!(self, plugin, call, |store, p| {
             let d = p.weft_plugin_data_flows();
             let accepted = |r: Result<(), GuestError>| r.map(|()| FlowOutcome::Accepted);
             Ok(match signal {
@@ -254,7 +264,6 @@ impl Runtime {
                 FlowSignal::Completed(f) => accepted(d.call_on_completed(store, &f).await?),
             })
         })
-        .await
     }
 
     /// Calls the `events` export.
@@ -264,10 +273,9 @@ impl Runtime {
         call: CallContext,
         event: Event,
     ) -> Result<Result<(), GuestError>, CallError> {
-        self.run(plugin, call, async move |store, p| {
+        run_export!(self, plugin, call, |store, p| {
             p.weft_plugin_events().call_on_event(store, &event).await
         })
-        .await
     }
 
     /// Serves an HTTP request (tenant API or data) through `wasi:http/incoming-handler`.

@@ -466,3 +466,16 @@ async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
     }
     panic!("condition not reached within 30 s");
 }
+
+/// Hook calls must be usable from multi-threaded servers (axum handlers, spawned tasks).
+#[allow(dead_code)]
+fn calls_are_send(
+    rt: &Runtime,
+    p: &LoadedPlugin,
+    c: CallContext,
+    e: weft_runtime::bindings::events::Event,
+) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(rt.lifecycle(p, c.clone(), weft_runtime::LifecycleOp::Enable));
+    is_send(rt.event(p, c, e));
+}

@@ -43,6 +43,8 @@ mod records;
 mod state;
 mod tenants;
 mod validate;
+pub mod flows;
+pub mod management;
 
 pub use connect::{
     PG_MAX_CONNECTIONS, POOL_ACQUIRE_TIMEOUT, SQLITE_BUSY_TIMEOUT, SQLITE_MAX_CONNECTIONS,

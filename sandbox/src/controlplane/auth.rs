@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use axum::http::{HeaderMap, header};
 
 use super::ControlPlane;
+use crate::ADMIN_SCOPE;
 use crate::config::ClaimMode;
 use crate::error::ApiError;
 
@@ -76,8 +77,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
         .filter(|t| !t.is_empty())
 }
-
-const ADMIN_SCOPE: &str = "management-api:admin";
 
 fn level(s: &str) -> Option<u8> {
     match s {

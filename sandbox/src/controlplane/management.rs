@@ -999,7 +999,9 @@ fn string_list(
 ) -> Vec<String> {
     let Some((name, value)) = names.iter().find_map(|n| obj.get(*n).map(|v| (*n, v))) else {
         if required {
-            errors.push(ErrorDetail::missing(names[0]));
+            errors.push(ErrorDetail::missing(
+                names.first().copied().unwrap_or_default(),
+            ));
         }
         return Vec::new();
     };

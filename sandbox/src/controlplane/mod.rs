@@ -37,6 +37,8 @@ use model::{Participant, Store, now_millis};
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// Requests kept for inspection; older ones are dropped first.
 pub const MAX_RECORDED_REQUESTS: usize = 10_000;
+/// Bytes of each recorded body kept, so the log stays small however large the requests are.
+pub const MAX_RECORDED_BODY_BYTES: usize = 64 * 1024;
 /// Timeout of one call to a data plane or a callback address.
 pub const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -266,6 +268,7 @@ impl ControlPlane {
     fn wrap(&self, routes: Router<ControlPlane>) -> Router {
         routes
             .fallback(fallback)
+            .method_not_allowed_fallback(method_not_allowed)
             .layer(middleware::from_fn_with_state(
                 self.clone(),
                 record_and_gate,
@@ -292,16 +295,29 @@ async fn fallback() -> Response {
         .into_response()
 }
 
+async fn method_not_allowed() -> Response {
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(
+            json!([{"message": "method not allowed on this endpoint", "type": "InvalidRequest"}]),
+        ),
+    )
+        .into_response()
+}
+
 /// Record every request (body included), then answer 503 while unavailable.
 async fn record_and_gate(State(cp): State<ControlPlane>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            return ApiError::validation(vec![crate::error::ErrorDetail::new(
-                format!("request body exceeds {MAX_BODY_BYTES} bytes"),
-                "InvalidRequest",
-            )])
+            return ApiError {
+                status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                body: json!([{
+                    "message": format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+                    "type": "InvalidRequest",
+                }]),
+            }
             .into_response();
         }
     };
@@ -314,7 +330,8 @@ async fn record_and_gate(State(cp): State<ControlPlane>, request: Request, next:
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-        body: String::from_utf8_lossy(&bytes).into_owned(),
+        body: String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_RECORDED_BODY_BYTES)])
+            .into_owned(),
     });
     if !cp.inner.available.load(Ordering::SeqCst) {
         return ApiError::unavailable().into_response();

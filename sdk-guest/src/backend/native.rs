@@ -39,7 +39,11 @@ pub(crate) fn state_delete(key: &str) -> Result<bool> {
     Ok(with(|h| h.state.remove(key).is_some()))
 }
 
-pub(crate) fn state_compare_and_set(key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool> {
+pub(crate) fn state_compare_and_set(
+    key: &str,
+    expected: Option<&[u8]>,
+    new: &[u8],
+) -> Result<bool> {
     Ok(with(|h| {
         if h.state.get(key).map(Vec::as_slice) != expected {
             return false;
@@ -66,7 +70,10 @@ pub(crate) fn state_list(prefix: &str, cursor: Option<&str>, limit: u32) -> Resu
         } else {
             None
         };
-        Page { entries, next_cursor }
+        Page {
+            entries,
+            next_cursor,
+        }
     }))
 }
 
@@ -75,12 +82,22 @@ pub(crate) fn management_send(request: &management::Request) -> Result<managemen
     handler(request)
 }
 
-pub(crate) fn management_wait_for_state(_kind: ProcessKind, _id: &str, _states: &[&str], _timeout_ms: u32) -> Result<String> {
-    Err(Error::Unavailable("no control plane to wait on in native tests".to_owned()))
+pub(crate) fn management_wait_for_state(
+    _kind: ProcessKind,
+    _id: &str,
+    _states: &[&str],
+    _timeout_ms: u32,
+) -> Result<String> {
+    Err(Error::Unavailable(
+        "no control plane to wait on in native tests".to_owned(),
+    ))
 }
 
 pub(crate) fn management_watch(kind: ProcessKind, id: &str, correlation: &str) -> Result<()> {
-    with(|h| h.watches.push((kind, id.to_owned(), correlation.to_owned())));
+    with(|h| {
+        h.watches
+            .push((kind, id.to_owned(), correlation.to_owned()))
+    });
     Ok(())
 }
 
@@ -102,7 +119,10 @@ pub(crate) fn log_write(level: Level, message: &str, fields: &[(&str, &str)]) {
     let record = LogRecord {
         level,
         message: message.to_owned(),
-        fields: fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        fields: fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
     };
     with(|h| h.logs.push(record));
 }
@@ -133,7 +153,10 @@ mod tests {
         assert!(state::compare_and_set("c", Some(b"1"), b"2").unwrap());
         state::set_json("j", &vec![1, 2]).unwrap();
         assert_eq!(state::get_json::<Vec<u8>>("j").unwrap(), Some(vec![1, 2]));
-        assert_eq!(state::get_json::<String>("j").unwrap_err().kind(), "invalid");
+        assert_eq!(
+            state::get_json::<String>("j").unwrap_err().kind(),
+            "invalid"
+        );
         assert!(state::delete("j").unwrap());
         assert!(!state::delete("j").unwrap());
     }
@@ -146,7 +169,13 @@ mod tests {
         crate::warn!("plain");
         let logs = testing::logs();
         assert_eq!(logs[0].message, "stored 3 values");
-        assert_eq!(logs[0].fields, vec![("key".to_owned(), "a".to_owned()), ("bytes".to_owned(), "10".to_owned())]);
+        assert_eq!(
+            logs[0].fields,
+            vec![
+                ("key".to_owned(), "a".to_owned()),
+                ("bytes".to_owned(), "10".to_owned())
+            ]
+        );
         assert_eq!(logs[1].level, crate::log::Level::Warn);
         assert!(logs[1].fields.is_empty());
     }
@@ -161,6 +190,9 @@ mod tests {
         testing::set_config(r#"{"n": 4}"#);
         assert_eq!(crate::context::config::<C>().unwrap().n, 4);
         testing::set_config(r#"{"n": "x"}"#);
-        assert_eq!(crate::context::config::<C>().err().map(|e| e.kind()), Some("invalid"));
+        assert_eq!(
+            crate::context::config::<C>().err().map(|e| e.kind()),
+            Some("invalid")
+        );
     }
 }

@@ -17,7 +17,10 @@ pub(crate) fn address_to_wit(a: &DataAddress) -> w::types::DataAddress {
         endpoint_properties: a
             .endpoint_properties
             .iter()
-            .map(|p| w::types::Property { name: p.name.clone(), value: p.value.clone() })
+            .map(|p| w::types::Property {
+                name: p.name.clone(),
+                value: p.value.clone(),
+            })
             .collect(),
     }
 }
@@ -29,14 +32,21 @@ pub(crate) fn address_from_wit(a: w::types::DataAddress) -> DataAddress {
         endpoint_properties: a
             .endpoint_properties
             .into_iter()
-            .map(|p| Property { name: p.name, value: p.value })
+            .map(|p| Property {
+                name: p.name,
+                value: p.value,
+            })
             .collect(),
     }
 }
 
 pub(crate) fn tenant() -> Tenant {
     let t = w::context::tenant();
-    Tenant { participant_context_id: t.participant_context_id, did: t.did, bpn: t.bpn }
+    Tenant {
+        participant_context_id: t.participant_context_id,
+        did: t.did,
+        bpn: t.bpn,
+    }
 }
 
 pub(crate) fn config() -> String {
@@ -70,13 +80,20 @@ pub(crate) fn state_delete(key: &str) -> Result<bool> {
     Ok(w::state::delete(key)?)
 }
 
-pub(crate) fn state_compare_and_set(key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool> {
+pub(crate) fn state_compare_and_set(
+    key: &str,
+    expected: Option<&[u8]>,
+    new: &[u8],
+) -> Result<bool> {
     Ok(w::state::compare_and_set(key, expected, new)?)
 }
 
 pub(crate) fn state_list(prefix: &str, cursor: Option<&str>, limit: u32) -> Result<Page> {
     let page = w::state::list_prefix(prefix, cursor, limit)?;
-    Ok(Page { entries: page.entries, next_cursor: page.next_cursor })
+    Ok(Page {
+        entries: page.entries,
+        next_cursor: page.next_cursor,
+    })
 }
 
 pub(crate) fn management_send(request: &management::Request) -> Result<management::Response> {
@@ -93,12 +110,18 @@ pub(crate) fn management_send(request: &management::Request) -> Result<managemen
         query: request
             .query
             .iter()
-            .map(|(name, value)| w::types::Property { name: name.clone(), value: value.clone() })
+            .map(|(name, value)| w::types::Property {
+                name: name.clone(),
+                value: value.clone(),
+            })
             .collect(),
         body: request.body.clone(),
     };
     let response = w::management::send(&raw)?;
-    Ok(management::Response { status: response.status, body: response.body })
+    Ok(management::Response {
+        status: response.status,
+        body: response.body,
+    })
 }
 
 fn kind_to_wit(kind: ProcessKind) -> w::management::ProcessKind {
@@ -108,9 +131,19 @@ fn kind_to_wit(kind: ProcessKind) -> w::management::ProcessKind {
     }
 }
 
-pub(crate) fn management_wait_for_state(kind: ProcessKind, id: &str, states: &[&str], timeout_ms: u32) -> Result<String> {
+pub(crate) fn management_wait_for_state(
+    kind: ProcessKind,
+    id: &str,
+    states: &[&str],
+    timeout_ms: u32,
+) -> Result<String> {
     let states: Vec<String> = states.iter().map(|s| (*s).to_owned()).collect();
-    Ok(w::management::wait_for_state(kind_to_wit(kind), id, &states, timeout_ms)?)
+    Ok(w::management::wait_for_state(
+        kind_to_wit(kind),
+        id,
+        &states,
+        timeout_ms,
+    )?)
 }
 
 pub(crate) fn management_watch(kind: ProcessKind, id: &str, correlation: &str) -> Result<()> {
@@ -127,8 +160,12 @@ pub(crate) fn transfer_counterparty_address(flow_id: &str) -> Result<Option<Data
 
 pub(crate) fn transfer_report(flow_id: &str, report: Report) -> Result<()> {
     let result = match report {
-        Report::Prepared(a) => w::transfer::prepared(flow_id, a.as_ref().map(address_to_wit).as_ref()),
-        Report::Started(a) => w::transfer::started(flow_id, a.as_ref().map(address_to_wit).as_ref()),
+        Report::Prepared(a) => {
+            w::transfer::prepared(flow_id, a.as_ref().map(address_to_wit).as_ref())
+        }
+        Report::Started(a) => {
+            w::transfer::started(flow_id, a.as_ref().map(address_to_wit).as_ref())
+        }
         Report::Completed => w::transfer::completed(flow_id),
         Report::Errored(reason) => w::transfer::errored(flow_id, &reason),
     };
@@ -145,7 +182,10 @@ pub(crate) fn log_write(level: Level, message: &str, fields: &[(&str, &str)]) {
     };
     let fields: Vec<w::types::Property> = fields
         .iter()
-        .map(|(name, value)| w::types::Property { name: (*name).to_owned(), value: (*value).to_owned() })
+        .map(|(name, value)| w::types::Property {
+            name: (*name).to_owned(),
+            value: (*value).to_owned(),
+        })
         .collect();
     w::log::write(level, message, &fields);
 }

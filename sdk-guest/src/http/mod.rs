@@ -150,7 +150,8 @@ impl Headers {
 
     /// The first value of `name` (case-insensitive), if it is valid UTF-8.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.get_bytes(name).and_then(|v| std::str::from_utf8(v).ok())
+        self.get_bytes(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// The first value of `name` (case-insensitive), as bytes.
@@ -234,33 +235,38 @@ impl IncomingBody {
 
     /// A body reading from `reader`.
     pub fn from_reader(reader: impl Read + 'static) -> Self {
-        IncomingBody { inner: Some(Box::new(reader)) }
+        IncomingBody {
+            inner: Some(Box::new(reader)),
+        }
     }
 
     /// Reads the rest of the body; [`Error::LimitExceeded`] when it is longer than `limit`.
-    pub fn bytes(&mut self, limit: usize) -> Result<Vec<u8>> {
+    pub fn read_bytes(&mut self, limit: usize) -> Result<Vec<u8>> {
         let mut buf = Vec::new();
         let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
         self.by_ref().take(cap).read_to_end(&mut buf)?;
         if buf.len() > limit {
-            return Err(Error::LimitExceeded(format!("body is larger than {limit} bytes")));
+            return Err(Error::LimitExceeded(format!(
+                "body is larger than {limit} bytes"
+            )));
         }
         Ok(buf)
     }
 
     /// Reads the rest of the body as UTF-8 text, at most `limit` bytes.
-    pub fn text(&mut self, limit: usize) -> Result<String> {
-        String::from_utf8(self.bytes(limit)?)
+    pub fn read_text(&mut self, limit: usize) -> Result<String> {
+        String::from_utf8(self.read_bytes(limit)?)
             .map_err(|_| Error::Invalid("body is not valid UTF-8".to_owned()))
     }
 
     /// Reads the rest of the body as JSON, at most `limit` bytes.
-    pub fn json<T: DeserializeOwned>(&mut self, limit: usize) -> Result<T> {
-        let bytes = self.bytes(limit)?;
+    pub fn read_json<T: DeserializeOwned>(&mut self, limit: usize) -> Result<T> {
+        let bytes = self.read_bytes(limit)?;
         if bytes.is_empty() {
             return Err(Error::Invalid("expected a JSON body, got none".to_owned()));
         }
-        serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("malformed JSON body: {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Invalid(format!("malformed JSON body: {e}")))
     }
 }
 
@@ -326,12 +332,15 @@ impl Body {
     /// Collects the body in memory; [`Error::LimitExceeded`] past `limit` bytes (so an
     /// endless body ends). Meant for tests and small bodies.
     pub fn into_bytes(self, limit: usize) -> Result<Vec<u8>> {
-        let mut sink = LimitedSink { buf: Vec::new(), limit };
+        let mut sink = LimitedSink {
+            buf: Vec::new(),
+            limit,
+        };
         match self.write_to(&mut sink) {
             Ok(()) => Ok(sink.buf),
-            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
-                Err(Error::LimitExceeded(format!("body is larger than {limit} bytes")))
-            }
+            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => Err(Error::LimitExceeded(
+                format!("body is larger than {limit} bytes"),
+            )),
             Err(e) => Err(e.into()),
         }
     }
@@ -426,7 +435,12 @@ impl Request {
         self
     }
 
-    pub(crate) fn from_parts(method: Method, path_and_query: &str, headers: Headers, body: IncomingBody) -> Self {
+    pub(crate) fn from_parts(
+        method: Method,
+        path_and_query: &str,
+        headers: Headers,
+        body: IncomingBody,
+    ) -> Self {
         let mut r = Request::new(method, path_and_query);
         r.headers = headers;
         r.body = body;
@@ -467,10 +481,9 @@ impl Request {
     pub fn query_parse<T: FromStr>(&self, name: &str) -> Result<Option<T>> {
         match self.query(name) {
             None => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| Error::Invalid(format!("query parameter `{name}` is malformed: `{v}`"))),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                Error::Invalid(format!("query parameter `{name}` is malformed: `{v}`"))
+            }),
         }
     }
 
@@ -496,17 +509,17 @@ impl Request {
 
     /// Reads the body as JSON, at most [`DEFAULT_BODY_LIMIT`] bytes.
     pub fn json<T: DeserializeOwned>(&mut self) -> Result<T> {
-        self.body.json(DEFAULT_BODY_LIMIT)
+        self.body.read_json(DEFAULT_BODY_LIMIT)
     }
 
     /// Reads the body as JSON, at most `limit` bytes.
     pub fn json_limited<T: DeserializeOwned>(&mut self, limit: usize) -> Result<T> {
-        self.body.json(limit)
+        self.body.read_json(limit)
     }
 
     /// Reads the body, at most [`DEFAULT_BODY_LIMIT`] bytes.
     pub fn bytes(&mut self) -> Result<Vec<u8>> {
-        self.body.bytes(DEFAULT_BODY_LIMIT)
+        self.body.read_bytes(DEFAULT_BODY_LIMIT)
     }
 }
 
@@ -521,7 +534,11 @@ pub struct Response {
 impl Response {
     /// A response with `status` and no body. Statuses outside 100..=599 are sent as 500.
     pub fn new(status: u16) -> Self {
-        Response { status, headers: Headers::new(), body: Body::Empty }
+        Response {
+            status,
+            headers: Headers::new(),
+            body: Body::Empty,
+        }
     }
 
     /// A JSON response.
@@ -549,7 +566,10 @@ impl Response {
     }
 
     /// A response whose body `produce` writes, streamed as it is written.
-    pub fn stream(status: u16, produce: impl FnOnce(&mut dyn Write) -> io::Result<()> + 'static) -> Self {
+    pub fn stream(
+        status: u16,
+        produce: impl FnOnce(&mut dyn Write) -> io::Result<()> + 'static,
+    ) -> Self {
         Response::new(status).with_body(Body::Writer(Box::new(produce)))
     }
 
@@ -569,7 +589,11 @@ impl Response {
     pub fn error(error: &Error) -> Self {
         let status = error.http_status();
         if let Error::Internal(detail) = error {
-            crate::log::write(crate::log::Level::Error, "internal error", &[("detail", detail)]);
+            crate::log::write(
+                crate::log::Level::Error,
+                "internal error",
+                &[("detail", detail)],
+            );
             return Response::json(500, &Error::Internal("internal error".to_owned()));
         }
         Response::json(status, error)
@@ -686,32 +710,46 @@ mod tests {
 
     #[test]
     fn request_splits_path_and_query_and_decodes_parameters() {
-        let req = Request::new(Method::Get, "/state?prefix=a%20b&x=1&x=2")
-            .with_header("X-Thing", "yes");
+        let req =
+            Request::new(Method::Get, "/state?prefix=a%20b&x=1&x=2").with_header("X-Thing", "yes");
         assert_eq!(req.path(), "/state");
         assert_eq!(req.query("prefix").as_deref(), Some("a b"));
         assert_eq!(req.query("x").as_deref(), Some("1"));
         assert_eq!(req.query("missing"), None);
         assert_eq!(req.header("x-thing"), Some("yes"));
         assert_eq!(req.query_parse::<u32>("x").unwrap(), Some(1));
-        assert_eq!(req.query_parse::<u32>("prefix").unwrap_err().kind(), "invalid");
+        assert_eq!(
+            req.query_parse::<u32>("prefix").unwrap_err().kind(),
+            "invalid"
+        );
         assert_eq!(Request::new(Method::Get, "").path(), "/");
     }
 
     #[test]
     fn json_body_is_capped() {
-        let mut req = Request::new(Method::Post, "/").with_body(IncomingBody::from_bytes(b"[1,2,3]".to_vec()));
+        let mut req = Request::new(Method::Post, "/")
+            .with_body(IncomingBody::from_bytes(b"[1,2,3]".to_vec()));
         assert_eq!(req.json::<Vec<u8>>().unwrap(), vec![1, 2, 3]);
 
-        let mut big = Request::new(Method::Post, "/").with_body(IncomingBody::from_bytes(vec![b' '; 11]));
-        assert_eq!(big.json_limited::<u8>(10).unwrap_err().kind(), "limit-exceeded");
+        let mut big =
+            Request::new(Method::Post, "/").with_body(IncomingBody::from_bytes(vec![b' '; 11]));
+        assert_eq!(
+            big.json_limited::<u8>(10).unwrap_err().kind(),
+            "limit-exceeded"
+        );
 
         let mut exact = IncomingBody::from_bytes(b"1234567890".to_vec());
-        assert_eq!(exact.json::<u64>(10).unwrap(), 1_234_567_890);
+        assert_eq!(exact.read_json::<u64>(10).unwrap(), 1_234_567_890);
 
         let mut bad = IncomingBody::from_bytes(b"{".to_vec());
-        assert_eq!(bad.json::<u8>(10).unwrap_err().kind(), "invalid");
-        assert_eq!(IncomingBody::empty().json::<u8>(10).unwrap_err().kind(), "invalid");
+        assert_eq!(bad.read_json::<u8>(10).unwrap_err().kind(), "invalid");
+        assert_eq!(
+            IncomingBody::empty()
+                .read_json::<u8>(10)
+                .unwrap_err()
+                .kind(),
+            "invalid"
+        );
     }
 
     #[test]
@@ -722,7 +760,10 @@ mod tests {
         assert_eq!(r.into_body_bytes(100).unwrap(), br#"{"a":1}"#);
 
         let endless = Response::reader(200, io::repeat(b'x'));
-        assert_eq!(endless.into_body_bytes(10_000).unwrap_err().kind(), "limit-exceeded");
+        assert_eq!(
+            endless.into_body_bytes(10_000).unwrap_err().kind(),
+            "limit-exceeded"
+        );
 
         let streamed = Response::stream(200, |w| {
             for _ in 0..3 {
@@ -737,8 +778,12 @@ mod tests {
     fn errors_map_to_statuses_and_internal_details_stay_hidden() {
         let r = Response::error(&Error::Conflict("exists".into()));
         assert_eq!(r.status(), 409);
-        let body: serde_json::Value = serde_json::from_slice(&r.into_body_bytes(1000).unwrap()).unwrap();
-        assert_eq!(body, serde_json::json!({"error": "conflict", "message": "exists"}));
+        let body: serde_json::Value =
+            serde_json::from_slice(&r.into_body_bytes(1000).unwrap()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "conflict", "message": "exists"})
+        );
 
         let r = Response::error(&Error::Internal("db password wrong".into()));
         assert_eq!(r.status(), 500);

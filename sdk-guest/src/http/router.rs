@@ -18,12 +18,16 @@ pub struct Params {
 impl Params {
     /// The value captured for `{name}` or `{*name}`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value captured for `name`, or [`Error::Invalid`] naming it.
     pub fn require(&self, name: &str) -> Result<&str> {
-        self.get(name).ok_or_else(|| Error::Invalid(format!("missing path parameter `{name}`")))
+        self.get(name)
+            .ok_or_else(|| Error::Invalid(format!("missing path parameter `{name}`")))
     }
 
     /// All captures in pattern order.
@@ -42,19 +46,25 @@ enum Segment {
 fn segments(path: &str) -> Vec<&str> {
     let trimmed = path.strip_prefix('/').unwrap_or(path);
     let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
-    if trimmed.is_empty() { Vec::new() } else { trimmed.split('/').collect() }
+    if trimmed.is_empty() {
+        Vec::new()
+    } else {
+        trimmed.split('/').collect()
+    }
 }
 
 fn parse_pattern(pattern: &str) -> Vec<Segment> {
     segments(pattern)
         .into_iter()
-        .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            Some(inner) => match inner.strip_prefix('*') {
-                Some(name) => Segment::Rest(name.to_owned()),
-                None => Segment::Param(inner.to_owned()),
+        .map(
+            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(inner) => match inner.strip_prefix('*') {
+                    Some(name) => Segment::Rest(name.to_owned()),
+                    None => Segment::Param(inner.to_owned()),
+                },
+                None => Segment::Literal(s.to_owned()),
             },
-            None => Segment::Literal(s.to_owned()),
-        })
+        )
         .collect()
 }
 
@@ -78,7 +88,9 @@ fn match_segments(pattern: &[Segment], path: &str) -> Option<Params> {
                 }
             }
             Segment::Param(name) => match parts.get(i) {
-                Some(value) if !value.is_empty() => params.pairs.push((name.clone(), decode(value))),
+                Some(value) if !value.is_empty() => {
+                    params.pairs.push((name.clone(), decode(value)))
+                }
                 _ => return None,
             },
         }
@@ -120,7 +132,9 @@ pub struct Router {
 
 impl fmt::Debug for Router {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.routes.iter().map(|r| (&r.method, &r.pattern))).finish()
+        f.debug_list()
+            .entries(self.routes.iter().map(|r| (&r.method, &r.pattern)))
+            .finish()
     }
 }
 
@@ -135,7 +149,11 @@ impl Router {
     where
         F: Fn(Request, Params) -> Result<Response> + 'static,
     {
-        self.routes.push(Route { method, pattern: parse_pattern(pattern), handler: Box::new(handler) });
+        self.routes.push(Route {
+            method,
+            pattern: parse_pattern(pattern),
+            handler: Box::new(handler),
+        });
         self
     }
 
@@ -199,9 +217,16 @@ impl Router {
         if allowed.is_empty() {
             return Response::not_found();
         }
-        let message = format!("method {} not allowed; allowed: {}", request.method(), allowed.join(", "));
-        Response::json(405, &serde_json::json!({ "error": "method-not-allowed", "message": message }))
-            .with_header("allow", allowed.join(", "))
+        let message = format!(
+            "method {} not allowed; allowed: {}",
+            request.method(),
+            allowed.join(", ")
+        );
+        Response::json(
+            405,
+            &serde_json::json!({ "error": "method-not-allowed", "message": message }),
+        )
+        .with_header("allow", allowed.join(", "))
     }
 }
 
@@ -224,13 +249,18 @@ mod tests {
 
         let p = match_path("/files/{*rest}", "/files/a/b%20c").unwrap();
         assert_eq!(p.get("rest"), Some("a/b c"));
-        assert_eq!(match_path("/files/{*rest}", "/files").unwrap().get("rest"), Some(""));
+        assert_eq!(
+            match_path("/files/{*rest}", "/files").unwrap().get("rest"),
+            Some("")
+        );
         assert_eq!(p.require("nope").unwrap_err().kind(), "invalid");
     }
 
     fn router() -> Router {
         Router::new()
-            .get("/items/{id}", |_, p| Ok(Response::text(200, p.require("id")?.to_owned())))
+            .get("/items/{id}", |_, p| {
+                Ok(Response::text(200, p.require("id")?.to_owned()))
+            })
             .delete("/items/{id}", |_, _| Err(Error::Conflict("in use".into())))
     }
 
@@ -240,12 +270,22 @@ mod tests {
         assert_eq!(r.status(), 200);
         assert_eq!(r.into_body_bytes(10).unwrap(), b"7");
 
-        assert_eq!(router().handle(Request::new(Method::Get, "/nothing")).status(), 404);
+        assert_eq!(
+            router()
+                .handle(Request::new(Method::Get, "/nothing"))
+                .status(),
+            404
+        );
 
         let r = router().handle(Request::new(Method::Put, "/items/7"));
         assert_eq!(r.status(), 405);
         assert_eq!(r.headers().get("allow"), Some("GET, DELETE"));
 
-        assert_eq!(router().handle(Request::new(Method::Delete, "/items/7")).status(), 409);
+        assert_eq!(
+            router()
+                .handle(Request::new(Method::Delete, "/items/7"))
+                .status(),
+            409
+        );
     }
 }

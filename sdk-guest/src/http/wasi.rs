@@ -5,7 +5,10 @@
 
 use std::io::{self, Read, Write};
 
-use super::{Body, ClientRequest, ClientResponse, Headers, IncomingBody, MAX_READ_CHUNK, MAX_WRITE_CHUNK, Method, Request, Response};
+use super::{
+    Body, ClientRequest, ClientResponse, Headers, IncomingBody, MAX_READ_CHUNK, MAX_WRITE_CHUNK,
+    Method, Request, Response,
+};
 use crate::wit::wasi::http::types as wt;
 use crate::wit::wasi::io::poll::Pollable;
 use crate::wit::wasi::io::streams::{InputStream, OutputStream, StreamError};
@@ -70,7 +73,12 @@ impl WasiReader {
         let stream = body
             .stream()
             .map_err(|()| Error::Internal("incoming body stream already taken".to_owned()))?;
-        Ok(WasiReader { pollable: None, stream: Some(stream), body: Some(body), _owner: owner })
+        Ok(WasiReader {
+            pollable: None,
+            stream: Some(stream),
+            body: Some(body),
+            _owner: owner,
+        })
     }
 
     fn close(&mut self) {
@@ -96,7 +104,9 @@ impl Read for WasiReader {
             match stream.read(want) {
                 Ok(bytes) if bytes.is_empty() => {
                     // Nothing available yet: wait on the stream's pollable, then retry.
-                    self.pollable.get_or_insert_with(|| stream.subscribe()).block();
+                    self.pollable
+                        .get_or_insert_with(|| stream.subscribe())
+                        .block();
                 }
                 Ok(bytes) => {
                     let n = bytes.len().min(buf.len());
@@ -130,10 +140,15 @@ impl Write for WasiWriter<'_> {
             let permit = self.stream.check_write().map_err(stream_error)?;
             if permit == 0 {
                 let stream = self.stream;
-                self.pollable.get_or_insert_with(|| stream.subscribe()).block();
+                self.pollable
+                    .get_or_insert_with(|| stream.subscribe())
+                    .block();
                 continue;
             }
-            let n = buf.len().min(MAX_WRITE_CHUNK).min(usize::try_from(permit).unwrap_or(MAX_WRITE_CHUNK));
+            let n = buf
+                .len()
+                .min(MAX_WRITE_CHUNK)
+                .min(usize::try_from(permit).unwrap_or(MAX_WRITE_CHUNK));
             self.stream.write(&buf[..n]).map_err(stream_error)?;
             return Ok(n);
         }
@@ -151,11 +166,15 @@ fn write_body(body: Body, out: wt::OutgoingBody) -> io::Result<()> {
         let stream = out
             .write()
             .map_err(|()| io::Error::other("outgoing body stream already taken"))?;
-        let mut writer = WasiWriter { pollable: None, stream: &stream };
+        let mut writer = WasiWriter {
+            pollable: None,
+            stream: &stream,
+        };
         body.write_to(&mut writer)?;
         writer.flush()?;
     }
-    wt::OutgoingBody::finish(out, None).map_err(|e| io::Error::other(format!("finishing body: {e:?}")))
+    wt::OutgoingBody::finish(out, None)
+        .map_err(|e| io::Error::other(format!("finishing body: {e:?}")))
 }
 
 fn fields(headers: Headers) -> Result<wt::Fields> {
@@ -173,7 +192,12 @@ pub(crate) fn request_from_wasi(request: wt::IncomingRequest) -> Result<Request>
         .consume()
         .map_err(|()| Error::Internal("request body already consumed".to_owned()))?;
     let reader = WasiReader::new(body, Owner::Request(request))?;
-    Ok(Request::from_parts(method, &path_and_query, headers, IncomingBody::from_reader(reader)))
+    Ok(Request::from_parts(
+        method,
+        &path_and_query,
+        headers,
+        IncomingBody::from_reader(reader),
+    ))
 }
 
 fn plain_500() -> wt::OutgoingResponse {
@@ -237,9 +261,17 @@ pub(crate) fn client_send(flow_id: &str, request: ClientRequest) -> Result<Clien
     }
     let incoming = match future.get() {
         Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(code))) => return Err(Error::Unavailable(format!("counterparty request failed: {code:?}"))),
+        Some(Ok(Err(code))) => {
+            return Err(Error::Unavailable(format!(
+                "counterparty request failed: {code:?}"
+            )));
+        }
         Some(Err(())) => return Err(Error::Internal("response already taken".to_owned())),
-        None => return Err(Error::Internal("response not ready after waiting".to_owned())),
+        None => {
+            return Err(Error::Internal(
+                "response not ready after waiting".to_owned(),
+            ));
+        }
     };
     let status = incoming.status();
     let headers = Headers::from_entries(incoming.headers().entries());
@@ -247,5 +279,9 @@ pub(crate) fn client_send(flow_id: &str, request: ClientRequest) -> Result<Clien
         .consume()
         .map_err(|()| Error::Internal("response body already consumed".to_owned()))?;
     let reader = WasiReader::new(body, Owner::Response(incoming))?;
-    Ok(ClientResponse { status, headers, body: IncomingBody::from_reader(reader) })
+    Ok(ClientResponse {
+        status,
+        headers,
+        body: IncomingBody::from_reader(reader),
+    })
 }

@@ -1,0 +1,159 @@
+//! The public data endpoint, `ANY /data/{flowId}/{*rest}`: a counterparty pulling from a
+//! provider flow or pushing into a consumer flow, with the flow's bearer token.
+//!
+//! The token (only its SHA-256 is stored) resolves to exactly one (tenant, flow); the path
+//! must name that flow, and the flow must be in a state that exchanges data. The request
+//! then streams through the owning app's `data` entry (`Entry::Data(flowId)`), without the
+//! `Authorization` header, and the app's response streams back while the call runs.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use http_body_util::BodyExt;
+use percent_encoding::percent_decode_str;
+use weft_runtime::Entry;
+use weft_runtime::config::CallLimits;
+
+use crate::auth::bearer;
+use crate::engine::{Engine, MAX_TOKEN_CHARS, call_failure, data_allowed, token_hash};
+use crate::error::DpsError;
+use crate::model::{FlowState, Mode, Role};
+
+/// Request headers never passed to the app: credentials and hop-by-hop fields.
+const STRIPPED_HEADERS: [HeaderName; 8] = [
+    header::AUTHORIZATION,
+    header::PROXY_AUTHORIZATION,
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    HeaderName::from_static("keep-alive"),
+];
+
+/// The data routes (state applied).
+pub(crate) fn router(engine: Arc<Engine>) -> Router {
+    Router::new().route("/data/{*path}", any(serve)).with_state(engine)
+}
+
+async fn serve(State(engine): State<Arc<Engine>>, request: Request) -> Response {
+    match data(&engine, request).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Splits `/data/{flow}{suffix}` into the decoded flow id and the raw suffix.
+fn split_path(uri: &Uri) -> Result<(String, String), DpsError> {
+    let path = uri.path();
+    let rest = path
+        .strip_prefix("/data/")
+        .ok_or_else(|| DpsError::NotFound("not a data path".into()))?;
+    let (segment, suffix) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let flow = percent_decode_str(segment)
+        .decode_utf8()
+        .map_err(|_| DpsError::BadRequest("the flow id in the path is not UTF-8".into()))?;
+    if flow.is_empty() {
+        return Err(DpsError::NotFound("no flow id in the path".into()));
+    }
+    let suffix = if suffix.is_empty() { "/" } else { suffix };
+    let path_and_query = match uri.query() {
+        Some(q) => format!("{suffix}?{q}"),
+        None => suffix.to_owned(),
+    };
+    Ok((flow.into_owned(), path_and_query))
+}
+
+async fn data(engine: &Engine, request: Request) -> Result<Response, DpsError> {
+    let (flow_id, path_and_query) = split_path(request.uri())?;
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer)
+        .ok_or_else(|| DpsError::Unauthorized("a bearer token is required".into()))?;
+    if token.len() > MAX_TOKEN_CHARS {
+        return Err(DpsError::Unauthorized("the token is not valid".into()));
+    }
+    let owner = engine
+        .store
+        .flow_for_token(&token_hash(token))
+        .await?
+        .ok_or_else(|| DpsError::Unauthorized("the token is not valid (unknown or revoked)".into()))?;
+    if owner.flow_id != flow_id {
+        return Err(DpsError::Forbidden("the token does not grant access to this flow".into()));
+    }
+    let flow = engine
+        .store
+        .get_flow(&owner.tenant_id, &flow_id)
+        .await?
+        .ok_or_else(|| DpsError::Unauthorized("the token is not valid (unknown or revoked)".into()))?;
+    let state = FlowState::parse(&flow.state).unwrap_or(FlowState::Terminated);
+    let role = Role::parse(&flow.role).unwrap_or(Role::Provider);
+    let mode = Mode::parse(&flow.mode).unwrap_or(Mode::Pull);
+    if !data_allowed(role, mode, state) {
+        return Err(DpsError::Forbidden(format!("data flow {flow_id} is {state}; it exchanges no data now")));
+    }
+    let app = engine
+        .apps_for(&owner.tenant_id)
+        .await?
+        .into_iter()
+        .find(|a| a.plugin.id() == flow.plugin_id)
+        .ok_or_else(|| DpsError::Unavailable("the app serving this flow is not enabled".into()))?;
+
+    let (mut parts, body) = request.into_parts();
+    for name in &STRIPPED_HEADERS {
+        parts.headers.remove(name);
+    }
+    let authority = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| "localhost".to_owned());
+    parts.uri = format!("http://{authority}{path_and_query}")
+        .parse()
+        .map_err(|_| DpsError::BadRequest("the request path or Host header is malformed".into()))?;
+    let body = body.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())));
+    let request = hyper::Request::from_parts(parts, body);
+
+    let mut call = app.call.clone();
+    call.entry = Entry::Data(flow_id.clone());
+    let limits = engine.config.data_calls;
+    call.limits = Some(CallLimits {
+        memory_bytes: app.plugin.limits.memory_bytes,
+        cpu_ms: limits.cpu_ms,
+        wall_ms: limits.wall_ms,
+    });
+    tracing::debug!(target: "weft::dataplane", tenant = %owner.tenant_id, flow = %flow_id, plugin = app.plugin.id(), "data request");
+    let response = engine
+        .apps
+        .runtime()
+        .handle_http(app.plugin.clone(), call, request)
+        .await
+        .map_err(call_failure)?;
+    Ok(response.map(Body::new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_into_flow_and_suffix() {
+        let uri: Uri = "/data/f%201/a/b?x=1".parse().unwrap();
+        assert_eq!(split_path(&uri).unwrap(), ("f 1".to_owned(), "/a/b?x=1".to_owned()));
+        let uri: Uri = "/data/f1?bytes=3".parse().unwrap();
+        assert_eq!(split_path(&uri).unwrap(), ("f1".to_owned(), "/?bytes=3".to_owned()));
+        let uri: Uri = "/data/".parse().unwrap();
+        assert!(split_path(&uri).is_err());
+    }
+}

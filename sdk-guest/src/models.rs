@@ -1,0 +1,1063 @@
+//! Typed EDC Management API bodies (compacted JSON-LD with the management v2 context), so
+//! apps build assets, policies, contract definitions, queries, catalog requests,
+//! negotiations and transfers without hand-written JSON (edcv.md §1.4).
+//!
+//! Only `serde` and `serde_json`: every type serializes to the body the control plane
+//! expects and deserializes leniently from what it answers (compacted output may use full
+//! IRIs for custom properties, single values where lists are expected, unknown fields).
+//!
+//! ```
+//! use weft_sdk::models::{Asset, ContractDefinition, Criterion, Policy, PolicyDefinition, Constraint};
+//!
+//! let asset = Asset::new("cert-1").property("name", "Certificate 1");
+//! let policy = PolicyDefinition::new(
+//!     "members",
+//!     Policy::permit("use").with_constraint(Constraint::eq("MembershipCredential", "active")),
+//! );
+//! let definition = ContractDefinition::new("def-1", "members", "members")
+//!     .selecting(Criterion::asset_id("cert-1"));
+//! assert_eq!(serde_json::to_value(&asset).unwrap()["@type"], "Asset");
+//! # let _ = (policy, definition);
+//! ```
+
+use serde::de::Deserializer;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The JSON-LD context of management bodies.
+pub const MANAGEMENT_CONTEXT: &str = "https://w3id.org/edc/connector/management/v2";
+/// EDC's vocabulary namespace (`properties` keys, criterion operands such as `…/id`).
+pub const EDC_NAMESPACE: &str = "https://w3id.org/edc/v0.0.1/ns/";
+/// The ODRL context offers are sent with.
+pub const ODRL_CONTEXT: &str = "http://www.w3.org/ns/odrl.jsonld";
+/// `protocol` of the v4alpha era.
+pub const DSP_PROTOCOL: &str = "dataspace-protocol-http:2025-1";
+/// `profile` of current control planes (use instead of `protocol`).
+pub const DSP_PROFILE: &str = "http-dsp-profile-2025-1";
+
+/// Negotiation state: agreed and done.
+pub const FINALIZED: &str = "FINALIZED";
+/// Negotiation or transfer state: ended without success.
+pub const TERMINATED: &str = "TERMINATED";
+/// Transfer state: data can flow (the EDR is available).
+pub const STARTED: &str = "STARTED";
+/// Transfer state: all data transferred.
+pub const COMPLETED: &str = "COMPLETED";
+
+fn default_context() -> Value {
+    Value::Array(vec![Value::String(MANAGEMENT_CONTEXT.to_owned())])
+}
+
+fn is_empty_map(m: &Map<String, Value>) -> bool {
+    m.is_empty()
+}
+
+/// Accepts a list, a single value or null/absent (compacted JSON-LD drops one-element lists).
+fn one_or_many<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    match Value::deserialize(deserializer)? {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|v| serde_json::from_value(v).map_err(serde::de::Error::custom))
+            .collect(),
+        single => serde_json::from_value(single)
+            .map(|v| vec![v])
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+macro_rules! type_tag {
+    ($fn_name:ident, $value:literal) => {
+        fn $fn_name() -> String {
+            $value.to_owned()
+        }
+    };
+}
+
+type_tag!(asset_type, "Asset");
+type_tag!(policy_definition_type, "PolicyDefinition");
+type_tag!(set_type, "Set");
+type_tag!(contract_definition_type, "ContractDefinition");
+type_tag!(criterion_type, "Criterion");
+type_tag!(query_spec_type, "QuerySpec");
+type_tag!(catalog_request_type, "CatalogRequest");
+type_tag!(dataset_request_type, "DatasetRequest");
+type_tag!(contract_request_type, "ContractRequest");
+type_tag!(offer_type, "Offer");
+type_tag!(transfer_request_type, "TransferRequest");
+type_tag!(callback_type, "CallbackAddress");
+
+/// Data-plane metadata of an asset (labels, properties, and the DPS profiles it may be
+/// transferred with; empty means any).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataplaneMetadata {
+    /// Labels passed to the data plane.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub labels: Vec<String>,
+    /// Properties passed to the data plane.
+    #[serde(default, skip_serializing_if = "is_empty_map")]
+    pub properties: Map<String, Value>,
+    /// Transfer profiles the asset is offered with.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub profiles: Vec<String>,
+}
+
+/// An asset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Asset {
+    /// The JSON-LD context.
+    #[serde(rename = "@context", default = "default_context")]
+    pub context: Value,
+    /// Always `Asset`.
+    #[serde(rename = "@type", default = "asset_type")]
+    pub kind: String,
+    /// The asset id (generated by the control plane when absent).
+    #[serde(rename = "@id", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Public properties (shown in the catalog).
+    #[serde(default)]
+    pub properties: Map<String, Value>,
+    /// Properties only the owner sees.
+    #[serde(default, skip_serializing_if = "is_empty_map")]
+    pub private_properties: Map<String, Value>,
+    /// How the asset's data is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataplane_metadata: Option<DataplaneMetadata>,
+}
+
+impl Asset {
+    /// An asset with this id and no properties.
+    pub fn new(id: impl Into<String>) -> Self {
+        Asset {
+            context: default_context(),
+            kind: asset_type(),
+            id: Some(id.into()),
+            properties: Map::new(),
+            private_properties: Map::new(),
+            dataplane_metadata: None,
+        }
+    }
+
+    /// Adds a public property.
+    pub fn property(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.properties.insert(name.into(), value.into());
+        self
+    }
+
+    /// Adds a private property.
+    pub fn private_property(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.private_properties.insert(name.into(), value.into());
+        self
+    }
+
+    /// Restricts the transfer profiles the asset is offered with.
+    pub fn profiles<I, S>(mut self, profiles: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let meta = self
+            .dataplane_metadata
+            .get_or_insert_with(DataplaneMetadata::default);
+        meta.profiles = profiles.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// A property by its short name or its full EDC IRI (compacted output may use either).
+    pub fn get_property(&self, name: &str) -> Option<&Value> {
+        self.properties
+            .get(name)
+            .or_else(|| self.properties.get(&format!("{EDC_NAMESPACE}{name}")))
+    }
+}
+
+/// An ODRL constraint: `leftOperand operator rightOperand`, or an `and`/`or` of constraints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Constraint {
+    /// A single comparison.
+    #[serde(rename_all = "camelCase")]
+    Atomic {
+        /// What is compared, e.g. `MembershipCredential` or a BPN IRI.
+        left_operand: Value,
+        /// `eq`, `neq`, `gt`, `gteq`, `lt`, `lteq`, `isAnyOf`, `isAllOf`, `isNoneOf`, `isPartOf`…
+        operator: Value,
+        /// The value compared with.
+        right_operand: Value,
+    },
+    /// All of the constraints.
+    And {
+        /// The constraints.
+        and: Vec<Constraint>,
+    },
+    /// Any of the constraints.
+    Or {
+        /// The constraints.
+        or: Vec<Constraint>,
+    },
+}
+
+impl Constraint {
+    /// `left operator right`.
+    pub fn new(
+        left: impl Into<String>,
+        operator: impl Into<String>,
+        right: impl Into<Value>,
+    ) -> Self {
+        Constraint::Atomic {
+            left_operand: Value::String(left.into()),
+            operator: Value::String(operator.into()),
+            right_operand: right.into(),
+        }
+    }
+
+    /// `left eq right`.
+    pub fn eq(left: impl Into<String>, right: impl Into<Value>) -> Self {
+        Constraint::new(left, "eq", right)
+    }
+
+    /// `left isAnyOf [values]`.
+    pub fn is_any_of<I, S>(left: impl Into<String>, values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let values = values
+            .into_iter()
+            .map(|v| Value::String(v.into()))
+            .collect();
+        Constraint::new(left, "isAnyOf", Value::Array(values))
+    }
+}
+
+/// An ODRL rule (permission, prohibition or obligation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    /// The action, usually `use`.
+    pub action: Value,
+    /// Constraints that must hold.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub constraint: Vec<Constraint>,
+}
+
+impl Rule {
+    /// A rule for `action` without constraints.
+    pub fn new(action: impl Into<String>) -> Self {
+        Rule {
+            action: Value::String(action.into()),
+            constraint: Vec::new(),
+        }
+    }
+}
+
+/// An ODRL policy (`Set`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Always `Set` for policy definitions.
+    #[serde(rename = "@type", default = "set_type")]
+    pub kind: String,
+    /// What is permitted.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub permission: Vec<Rule>,
+    /// What is prohibited.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub prohibition: Vec<Rule>,
+    /// What is required.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub obligation: Vec<Rule>,
+}
+
+impl Policy {
+    /// A policy permitting `action` (add constraints with [`Policy::with_constraint`]).
+    pub fn permit(action: impl Into<String>) -> Self {
+        Policy {
+            kind: set_type(),
+            permission: vec![Rule::new(action)],
+            prohibition: Vec::new(),
+            obligation: Vec::new(),
+        }
+    }
+
+    /// Adds a constraint to the last permission.
+    pub fn with_constraint(mut self, constraint: Constraint) -> Self {
+        if self.permission.is_empty() {
+            self.permission.push(Rule::new("use"));
+        }
+        if let Some(last) = self.permission.last_mut() {
+            last.constraint.push(constraint);
+        }
+        self
+    }
+}
+
+/// A policy definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyDefinition {
+    /// The JSON-LD context.
+    #[serde(rename = "@context", default = "default_context")]
+    pub context: Value,
+    /// Always `PolicyDefinition`.
+    #[serde(rename = "@type", default = "policy_definition_type")]
+    pub kind: String,
+    /// The definition id.
+    #[serde(rename = "@id", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The policy.
+    pub policy: Policy,
+}
+
+impl PolicyDefinition {
+    /// A definition of `policy` under `id`.
+    pub fn new(id: impl Into<String>, policy: Policy) -> Self {
+        PolicyDefinition {
+            context: default_context(),
+            kind: policy_definition_type(),
+            id: Some(id.into()),
+            policy,
+        }
+    }
+}
+
+/// A query criterion (`operandLeft operator operandRight`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Criterion {
+    /// Always `Criterion`.
+    #[serde(rename = "@type", default = "criterion_type")]
+    pub kind: String,
+    /// The field, e.g. `https://w3id.org/edc/v0.0.1/ns/id` or `state`.
+    pub operand_left: String,
+    /// `=`, `!=`, `in`, `like`, `<`, `>`…
+    pub operator: String,
+    /// The value.
+    pub operand_right: Value,
+}
+
+impl Criterion {
+    /// `left operator right`.
+    pub fn new(
+        left: impl Into<String>,
+        operator: impl Into<String>,
+        right: impl Into<Value>,
+    ) -> Self {
+        Criterion {
+            kind: criterion_type(),
+            operand_left: left.into(),
+            operator: operator.into(),
+            operand_right: right.into(),
+        }
+    }
+
+    /// `left = right`.
+    pub fn eq(left: impl Into<String>, right: impl Into<Value>) -> Self {
+        Criterion::new(left, "=", right)
+    }
+
+    /// Selects the asset with this id (for contract definitions).
+    pub fn asset_id(id: impl Into<String>) -> Self {
+        Criterion::eq(format!("{EDC_NAMESPACE}id"), Value::String(id.into()))
+    }
+}
+
+/// A contract definition: which assets are offered under which policies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContractDefinition {
+    /// The JSON-LD context.
+    #[serde(rename = "@context", default = "default_context")]
+    pub context: Value,
+    /// Always `ContractDefinition`.
+    #[serde(rename = "@type", default = "contract_definition_type")]
+    pub kind: String,
+    /// The definition id.
+    #[serde(rename = "@id", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Who may see the offer.
+    pub access_policy_id: String,
+    /// The terms of the contract.
+    pub contract_policy_id: String,
+    /// Which assets are offered (all of them when empty).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub assets_selector: Vec<Criterion>,
+}
+
+impl ContractDefinition {
+    /// A definition offering (after [`ContractDefinition::selecting`]) under two policies.
+    pub fn new(
+        id: impl Into<String>,
+        access_policy_id: impl Into<String>,
+        contract_policy_id: impl Into<String>,
+    ) -> Self {
+        ContractDefinition {
+            context: default_context(),
+            kind: contract_definition_type(),
+            id: Some(id.into()),
+            access_policy_id: access_policy_id.into(),
+            contract_policy_id: contract_policy_id.into(),
+            assets_selector: Vec::new(),
+        }
+    }
+
+    /// Adds an asset selector criterion.
+    pub fn selecting(mut self, criterion: Criterion) -> Self {
+        self.assets_selector.push(criterion);
+        self
+    }
+}
+
+/// Sort order of a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SortOrder {
+    /// Ascending.
+    Asc,
+    /// Descending.
+    Desc,
+}
+
+/// A query (`POST …/request`); the control plane always adds the tenant filter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuerySpec {
+    /// The JSON-LD context.
+    #[serde(rename = "@context", default = "default_context")]
+    pub context: Value,
+    /// Always `QuerySpec`.
+    #[serde(rename = "@type", default = "query_spec_type")]
+    pub kind: String,
+    /// Entries skipped.
+    pub offset: u32,
+    /// Most entries returned.
+    pub limit: u32,
+    /// Field to sort by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_field: Option<String>,
+    /// Sort direction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_order: Option<SortOrder>,
+    /// Criteria that must all hold.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub filter_expression: Vec<Criterion>,
+}
+
+impl Default for QuerySpec {
+    fn default() -> Self {
+        QuerySpec {
+            context: default_context(),
+            kind: query_spec_type(),
+            offset: 0,
+            limit: 50,
+            sort_field: None,
+            sort_order: None,
+            filter_expression: Vec::new(),
+        }
+    }
+}
+
+impl QuerySpec {
+    /// Adds a criterion.
+    pub fn filter(mut self, criterion: Criterion) -> Self {
+        self.filter_expression.push(criterion);
+        self
+    }
+
+    /// Sets the page.
+    pub fn page(mut self, offset: u32, limit: u32) -> Self {
+        self.offset = offset;
+        self.limit = limit;
+        self
+    }
+
+    /// Sets the sort.
+    pub fn sort(mut self, field: impl Into<String>, order: SortOrder) -> Self {
+        self.sort_field = Some(field.into());
+        self.sort_order = Some(order);
+        self
+    }
+}
+
+/// A catalog request to a counterparty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogRequest {
+    /// The JSON-LD context.
+    #[serde(rename = "@context", default = "default_context")]
+    pub context: Value,
+    /// Always `CatalogRequest`.
+    #[serde(rename = "@type", default = "catalog_request_type")]
+    pub kind: String,
+    /// The counterparty's DSP address.
+    pub counter_party_address: String,
+    /// The counterparty's DSP id (a DID).
+    pub counter_party_id: String,
+    /// `protocol` (v4alpha era); give this or `profile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// `profile` (current); give this or `protocol`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Filters the datasets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_spec: Option<QuerySpec>,
+}
+
+impl CatalogRequest {
+    /// A request with `protocol` = [`DSP_PROTOCOL`] (use [`CatalogRequest::with_profile`]
+    /// for current control planes).
+    pub fn new(
+        counter_party_address: impl Into<String>,
+        counter_party_id: impl Into<String>,
+    ) -> Self {
+        CatalogRequest {
+            context: default_context(),
+            kind: catalog_request_type(),
+            counter_party_address: counter_party_address.into(),
+            counter_party_id: counter_party_id.into(),
+            protocol: Some(DSP_PROTOCOL.to_owned()),
+            profile: None,
+            query_spec: None,
+        }
+    }
+
+    /// Uses `profile` instead of `protocol`.
+    pub fn with_profile(mut self, profile: impl Into<String>) -> Self {
+        self.protocol = None;
+        self.profile = Some(profile.into());
+        self
+    }
+}
+
+/// A request for one dataset of a counterparty's catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetRequest {
+    /// The JSON-LD context.
+    #[serde(rename = "@context", default = "default_context")]
+    pub context: Value,
+    /// Always `DatasetRequest`.
+    #[serde(rename = "@type", default = "dataset_request_type")]
+    pub kind: String,
+    /// The dataset (asset) id.
+    #[serde(rename = "@id")]
+    pub id: String,
+    /// The counterparty's DSP address.
+    pub counter_party_address: String,
+    /// The counterparty's DSP id.
+    pub counter_party_id: String,
+    /// `protocol` (v4alpha era).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// `profile` (current).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+/// An offer as found in a catalog and sent back in a [`ContractRequest`]. Rules are kept as
+/// the control plane wrote them, so the offer goes back exactly as offered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Offer {
+    /// The offer id (encodes the contract definition and the asset).
+    #[serde(rename = "@id")]
+    pub id: String,
+    /// Always `Offer` when sent.
+    #[serde(rename = "@type", default = "offer_type")]
+    pub kind: String,
+    /// The provider's DSP id (filled in by [`ContractRequest::new`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigner: Option<Value>,
+    /// The asset id (filled in by [`ContractRequest::new`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Value>,
+    /// Permissions, as offered.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub permission: Vec<Value>,
+    /// Prohibitions, as offered.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub prohibition: Vec<Value>,
+    /// Obligations, as offered.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub obligation: Vec<Value>,
+}
+
+/// A dataset of a catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dataset {
+    /// The dataset (asset) id.
+    #[serde(rename = "@id")]
+    pub id: String,
+    /// The offers for it.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub has_policy: Vec<Offer>,
+    /// How it can be transferred.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub distribution: Vec<Value>,
+    /// Everything else (public asset properties, possibly as IRIs).
+    #[serde(flatten)]
+    pub properties: Map<String, Value>,
+}
+
+/// A counterparty's catalog (a DSP Catalog).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Catalog {
+    /// The catalog id.
+    #[serde(rename = "@id", default)]
+    pub id: Option<String>,
+    /// The provider's DSP id.
+    #[serde(default)]
+    pub participant_id: Option<String>,
+    /// The datasets offered to this tenant.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub dataset: Vec<Dataset>,
+}
+
+impl Catalog {
+    /// The dataset with this asset id.
+    pub fn dataset(&self, asset_id: &str) -> Option<&Dataset> {
+        self.dataset.iter().find(|d| d.id == asset_id)
+    }
+
+    /// The first offer for this asset id.
+    pub fn offer_for(&self, asset_id: &str) -> Option<&Offer> {
+        self.dataset(asset_id).and_then(|d| d.has_policy.first())
+    }
+}
+
+/// Where EDC should post events of a negotiation or transfer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackAddress {
+    /// Always `CallbackAddress`.
+    #[serde(rename = "@type", default = "callback_type")]
+    pub kind: String,
+    /// The URL.
+    pub uri: String,
+    /// Event prefixes, e.g. `contract.negotiation` or `transfer.process.started`.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub events: Vec<String>,
+    /// Whether the event is part of the state transition's transaction.
+    #[serde(default)]
+    pub transactional: bool,
+}
+
+/// Starts a contract negotiation for an offer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContractRequest {
+    /// The JSON-LD context.
+    #[serde(rename = "@context", default = "default_context")]
+    pub context: Value,
+    /// Always `ContractRequest`.
+    #[serde(rename = "@type", default = "contract_request_type")]
+    pub kind: String,
+    /// The provider's DSP address.
+    pub counter_party_address: String,
+    /// `protocol` (v4alpha era).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// `profile` (current).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The offer, with `assigner` and `target`.
+    pub policy: Offer,
+    /// Extra callback addresses (the host adds its own).
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub callback_addresses: Vec<CallbackAddress>,
+}
+
+impl ContractRequest {
+    /// Requests `offer` for `asset_id` from the provider `provider_id` at `address`.
+    pub fn new(
+        address: impl Into<String>,
+        provider_id: impl Into<String>,
+        asset_id: impl Into<String>,
+        offer: &Offer,
+    ) -> Self {
+        let mut policy = offer.clone();
+        policy.kind = offer_type();
+        policy.assigner = Some(Value::String(provider_id.into()));
+        policy.target = Some(Value::String(asset_id.into()));
+        ContractRequest {
+            context: default_context(),
+            kind: contract_request_type(),
+            counter_party_address: address.into(),
+            protocol: Some(DSP_PROTOCOL.to_owned()),
+            profile: None,
+            policy,
+            callback_addresses: Vec::new(),
+        }
+    }
+
+    /// Uses `profile` instead of `protocol`.
+    pub fn with_profile(mut self, profile: impl Into<String>) -> Self {
+        self.protocol = None;
+        self.profile = Some(profile.into());
+        self
+    }
+}
+
+/// A contract negotiation as the control plane reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContractNegotiation {
+    /// The negotiation id.
+    #[serde(rename = "@id")]
+    pub id: String,
+    /// `CONSUMER` or `PROVIDER`.
+    #[serde(rename = "type", default)]
+    pub side: Option<String>,
+    /// The state, e.g. [`FINALIZED`].
+    pub state: String,
+    /// The counterparty's DSP id.
+    #[serde(default)]
+    pub counter_party_id: Option<String>,
+    /// The agreement, once FINALIZED.
+    #[serde(default)]
+    pub contract_agreement_id: Option<String>,
+    /// Why it was TERMINATED.
+    #[serde(default)]
+    pub error_detail: Option<String>,
+}
+
+/// Starts a transfer under an agreement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferRequest {
+    /// The JSON-LD context.
+    #[serde(rename = "@context", default = "default_context")]
+    pub context: Value,
+    /// Always `TransferRequest`.
+    #[serde(rename = "@type", default = "transfer_request_type")]
+    pub kind: String,
+    /// The provider's DSP address.
+    pub counter_party_address: String,
+    /// The contract agreement id.
+    pub contract_id: String,
+    /// The transfer type / profile, e.g. `HttpData-PULL` or a DPS profile URL.
+    pub transfer_type: String,
+    /// `protocol` (v4alpha era).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// `profile` (current).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Labels and properties for the data planes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataplane_metadata: Option<DataplaneMetadata>,
+    /// Properties only this tenant sees.
+    #[serde(default, skip_serializing_if = "is_empty_map")]
+    pub private_properties: Map<String, Value>,
+    /// Extra callback addresses (the host adds its own).
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub callback_addresses: Vec<CallbackAddress>,
+}
+
+impl TransferRequest {
+    /// A transfer of `transfer_type` under agreement `contract_id` from the provider at `address`.
+    pub fn new(
+        address: impl Into<String>,
+        contract_id: impl Into<String>,
+        transfer_type: impl Into<String>,
+    ) -> Self {
+        TransferRequest {
+            context: default_context(),
+            kind: transfer_request_type(),
+            counter_party_address: address.into(),
+            contract_id: contract_id.into(),
+            transfer_type: transfer_type.into(),
+            protocol: Some(DSP_PROTOCOL.to_owned()),
+            profile: None,
+            dataplane_metadata: None,
+            private_properties: Map::new(),
+            callback_addresses: Vec::new(),
+        }
+    }
+
+    /// Uses `profile` instead of `protocol`.
+    pub fn with_profile(mut self, profile: impl Into<String>) -> Self {
+        self.protocol = None;
+        self.profile = Some(profile.into());
+        self
+    }
+}
+
+/// A transfer process as the control plane reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferProcess {
+    /// The transfer process id.
+    #[serde(rename = "@id")]
+    pub id: String,
+    /// `CONSUMER` or `PROVIDER`.
+    #[serde(rename = "type", default)]
+    pub side: Option<String>,
+    /// The state, e.g. [`STARTED`].
+    pub state: String,
+    /// When the state was entered (epoch milliseconds).
+    #[serde(default)]
+    pub state_timestamp: Option<i64>,
+    /// The asset transferred.
+    #[serde(default)]
+    pub asset_id: Option<String>,
+    /// The agreement.
+    #[serde(default)]
+    pub contract_id: Option<String>,
+    /// The transfer type.
+    #[serde(default)]
+    pub transfer_type: Option<String>,
+    /// Why it was TERMINATED.
+    #[serde(default)]
+    pub error_detail: Option<String>,
+}
+
+/// Ends a negotiation or transfer (`POST …/{id}/terminate`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TerminateRequest {
+    /// The JSON-LD context.
+    #[serde(rename = "@context", default = "default_context")]
+    pub context: Value,
+    /// `TerminateNegotiation` or `TerminateTransfer`.
+    #[serde(rename = "@type")]
+    pub kind: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl TerminateRequest {
+    /// Terminates a negotiation.
+    pub fn negotiation(reason: impl Into<String>) -> Self {
+        TerminateRequest {
+            context: default_context(),
+            kind: "TerminateNegotiation".into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Terminates a transfer.
+    pub fn transfer(reason: impl Into<String>) -> Self {
+        TerminateRequest {
+            context: default_context(),
+            kind: "TerminateTransfer".into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The answer to a create: the new id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdResponse {
+    /// The id created.
+    #[serde(rename = "@id")]
+    pub id: String,
+    /// When (epoch milliseconds).
+    #[serde(default)]
+    pub created_at: Option<i64>,
+}
+
+/// The answer of `GET …/{id}/state`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessState {
+    /// The state.
+    pub state: String,
+}
+
+/// One entry of EDC's error array.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiError {
+    /// What is wrong.
+    pub message: String,
+    /// The error type, e.g. `ValidationFailure`, `ObjectConflict`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// The offending field.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// The offending value.
+    #[serde(default)]
+    pub invalid_value: Option<Value>,
+}
+
+impl ApiError {
+    /// Parses an error body: EDC's array, a single error, or `{"error": …}` (401); anything
+    /// else becomes one error carrying the text.
+    pub fn parse_all(body: &str) -> Vec<ApiError> {
+        match serde_json::from_str::<Value>(body) {
+            Ok(Value::Array(items)) => items
+                .into_iter()
+                .filter_map(|i| serde_json::from_value(i).ok())
+                .collect(),
+            Ok(Value::Object(o)) => {
+                let message = o
+                    .get("message")
+                    .or_else(|| o.get("error_description"))
+                    .or_else(|| o.get("error"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown error")
+                    .to_owned();
+                let kind = o
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                vec![ApiError {
+                    message,
+                    kind,
+                    path: None,
+                    invalid_value: None,
+                }]
+            }
+            _ => vec![ApiError {
+                message: body.chars().take(200).collect(),
+                kind: String::new(),
+                path: None,
+                invalid_value: None,
+            }],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn builders_produce_the_management_shapes() {
+        let asset = serde_json::to_value(
+            Asset::new("a1")
+                .property("name", "A")
+                .private_property("secret", 1)
+                .profiles(["p1"]),
+        )
+        .unwrap();
+        assert_eq!(
+            asset,
+            json!({"@context": [MANAGEMENT_CONTEXT], "@type": "Asset", "@id": "a1",
+            "properties": {"name": "A"}, "privateProperties": {"secret": 1},
+            "dataplaneMetadata": {"profiles": ["p1"]}})
+        );
+        let policy = serde_json::to_value(PolicyDefinition::new(
+            "p",
+            Policy::permit("use").with_constraint(Constraint::eq("MembershipCredential", "active")),
+        ))
+        .unwrap();
+        assert_eq!(
+            policy["policy"],
+            json!({"@type": "Set", "permission": [{"action": "use",
+            "constraint": [{"leftOperand": "MembershipCredential", "operator": "eq", "rightOperand": "active"}]}]})
+        );
+        let def = serde_json::to_value(
+            ContractDefinition::new("d", "a", "c").selecting(Criterion::asset_id("a1")),
+        )
+        .unwrap();
+        assert_eq!(
+            def["assetsSelector"][0],
+            json!({"@type": "Criterion",
+            "operandLeft": "https://w3id.org/edc/v0.0.1/ns/id", "operator": "=", "operandRight": "a1"})
+        );
+        assert_eq!(def["accessPolicyId"], "a");
+        let q = serde_json::to_value(
+            QuerySpec::default()
+                .page(10, 5)
+                .sort("createdAt", SortOrder::Desc),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                q["offset"].clone(),
+                q["limit"].clone(),
+                q["sortOrder"].clone()
+            ),
+            (json!(10), json!(5), json!("DESC"))
+        );
+        let t = serde_json::to_value(
+            TransferRequest::new("http://p/dsp", "agr", "HttpData-PULL").with_profile(DSP_PROFILE),
+        )
+        .unwrap();
+        assert_eq!(t["profile"], DSP_PROFILE);
+        assert!(t.get("protocol").is_none());
+    }
+
+    #[test]
+    fn catalogs_parse_leniently_and_offers_go_back_as_offered() {
+        let catalog: Catalog =
+            serde_json::from_value(json!({"@id": "c", "participantId": "did:web:p",
+            "dataset": {"@id": "a1", "name": "A",
+                "hasPolicy": {"@id": "o1", "@type": "Offer", "permission": {"action": "use"}}}}))
+            .unwrap();
+        let offer = catalog.offer_for("a1").unwrap();
+        assert_eq!(offer.permission, vec![json!({"action": "use"})]);
+        assert_eq!(catalog.dataset("a1").unwrap().properties["name"], "A");
+        let request = serde_json::to_value(ContractRequest::new(
+            "http://p/dsp",
+            "did:web:p",
+            "a1",
+            offer,
+        ))
+        .unwrap();
+        assert_eq!(request["policy"]["assigner"], "did:web:p");
+        assert_eq!(request["policy"]["target"], "a1");
+        assert_eq!(request["policy"]["@id"], "o1");
+        assert_eq!(request["@type"], "ContractRequest");
+        let n: ContractNegotiation = serde_json::from_value(json!({"@id": "n", "type": "CONSUMER",
+            "state": "TERMINATED", "errorDetail": "policy"}))
+        .unwrap();
+        assert_eq!(
+            (n.state.as_str(), n.error_detail.as_deref()),
+            (TERMINATED, Some("policy"))
+        );
+        let id: IdResponse =
+            serde_json::from_value(json!({"@type": "IdResponse", "@id": "x", "createdAt": 1}))
+                .unwrap();
+        assert_eq!(id.id, "x");
+    }
+
+    #[test]
+    fn error_bodies_parse() {
+        let errors =
+            ApiError::parse_all(r#"[{"message":"bad","type":"ValidationFailure","path":"@id"}]"#);
+        assert_eq!(errors[0].path.as_deref(), Some("@id"));
+        assert_eq!(
+            ApiError::parse_all(r#"{"error":"invalid token"}"#)[0].message,
+            "invalid token"
+        );
+        assert_eq!(ApiError::parse_all("oops")[0].message, "oops");
+    }
+}
