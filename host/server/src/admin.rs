@@ -272,15 +272,7 @@ async fn run_hook(
     call: CallContext,
     op: LifecycleOp,
 ) -> Result<(), ApiError> {
-    // `Runtime::lifecycle`'s future is not `Send` (its async-closure plumbing), so it cannot
-    // be awaited inside an axum handler; drive it on a blocking-pool thread instead.
-    let (runtime, plugin) = (runtime.clone(), plugin.clone());
-    let handle = tokio::runtime::Handle::current();
-    let outcome =
-        tokio::task::spawn_blocking(move || handle.block_on(runtime.lifecycle(&plugin, call, op)))
-            .await
-            .map_err(|e| ApiError::internal(format!("lifecycle task failed: {e}")))?;
-    match outcome {
+    match runtime.lifecycle(plugin, call, op).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(guest)) => Err(ApiError::unprocessable(
             "hook-refused",
