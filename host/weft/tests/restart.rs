@@ -27,6 +27,8 @@ fn free_port() -> u16 {
         .port()
 }
 
+// The child is moved into `Server`, whose `Drop` kills and reaps it on every path.
+#[allow(clippy::zombie_processes)]
 async fn start(config: &std::path::Path, port: u16) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(["serve", "--config"])
