@@ -1,10 +1,12 @@
 //! The `weft` binary's library: configuration, logging, `serve` and `sandbox`, so the
 //! end-to-end tests and benchmarks drive exactly what the binary runs.
 
+pub mod bench;
 pub mod config;
 pub mod logging;
 pub mod overrides;
 pub mod sandbox;
+pub mod wiring;
 
 use anyhow::Context;
 use std::path::PathBuf;

@@ -107,6 +107,7 @@ pub struct Stack {
     pub description_file: PathBuf,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    assembled: crate::wiring::Assembled,
 }
 
 impl Stack {
@@ -145,17 +146,6 @@ impl Stack {
         let urls = dataspace.urls().clone();
 
         // Weft, configured like any deployment.
-        let mut auth = weft_auth::AuthConfig::new(urls.issuer.clone(), urls.jwks.clone());
-        auth.claim_mode = match claim_mode {
-            ClaimMode::Subject => weft_auth::ClaimMode::Subject,
-            ClaimMode::ParticipantContext => weft_auth::ClaimMode::ParticipantContext,
-        };
-        let server = weft_server::ServerConfig::with_data_dir(&data_dir);
-        let runtime = weft_runtime::config::RuntimeConfig::default();
-        let options_w = weft_server::WeftOptions::new(server, auth, runtime);
-        let weft = weft_server::Weft::new(options_w)
-            .await
-            .context("starting Weft")?;
         let listener = tokio::net::TcpListener::bind(SocketAddr::new(
             IpAddr::V4(Ipv4Addr::LOCALHOST),
             options.port,
@@ -163,6 +153,22 @@ impl Stack {
         .await
         .context("binding Weft's port")?;
         let base = format!("http://{}", listener.local_addr()?);
+        let mut auth = weft_auth::AuthConfig::new(urls.issuer.clone(), urls.jwks.clone());
+        auth.claim_mode = match claim_mode {
+            ClaimMode::Subject => weft_auth::ClaimMode::Subject,
+            ClaimMode::ParticipantContext => weft_auth::ClaimMode::ParticipantContext,
+        };
+        let server = weft_server::ServerConfig::with_data_dir(&data_dir);
+        let runtime = weft_runtime::config::RuntimeConfig::default();
+        let management = management_config(&urls.management, &urls.token, &base, &data_dir)?;
+        let assembled = crate::wiring::Assembled::build(
+            weft_server::WeftOptions::new(server, auth, runtime),
+            crate::wiring::Parts {
+                management: Some(management),
+            },
+        )
+        .await?;
+        let weft = assembled.weft.clone();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(weft_server::serve(listener, weft.router(), async move {
             let _ = stop_rx.await;
@@ -223,6 +229,7 @@ impl Stack {
             description_file,
             stop,
             server,
+            assembled,
         })
     }
 
@@ -230,6 +237,7 @@ impl Stack {
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
         let _ = self.server.await;
+        drop(self.assembled);
         self.weft.close().await;
         self.dataspace.shutdown().await;
     }
@@ -259,6 +267,46 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
     crate::shutdown_signal().await;
     stack.shutdown().await;
     Ok(())
+}
+
+/// The Management API bridge of the sandbox: one OAuth2 client per demo tenant, as a
+/// Keycloak-era CSP would configure it. The callback secret is random per data directory.
+fn management_config(
+    management: &str,
+    token_url: &str,
+    public_url: &str,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<weft_management::ManagementConfig> {
+    let secret_file = data_dir.join("callback-secret");
+    if !secret_file.exists() {
+        let secret: String = (0..32)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
+        std::fs::write(&secret_file, secret)?;
+    }
+    let clients = DEMO_TENANTS
+        .iter()
+        .map(|t| {
+            toml::toml! {
+                participant-context = (t.id)
+                client-id = (format!("{}-client", t.id))
+                client-secret = (format!("{}-secret", t.id))
+            }
+        })
+        .collect::<Vec<_>>();
+    let doc = toml::toml! {
+        base-url = management
+        version = "v5beta"
+        public-url = public_url
+        [identity]
+        token-url = token_url
+        [identity.grant]
+        type = "client-credentials"
+        clients = clients
+        [events]
+        callback-secret-file = (secret_file.display().to_string())
+    };
+    Ok(toml::Value::Table(doc).try_into()?)
 }
 
 fn did(id: &str) -> String {
