@@ -52,12 +52,14 @@
 
 mod backend;
 pub mod context;
+pub mod edc;
 mod error;
 pub mod events;
 pub mod flows;
 pub mod http;
 pub mod log;
 pub mod management;
+pub mod models;
 pub mod state;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
