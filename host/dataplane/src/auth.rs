@@ -103,7 +103,12 @@ impl fmt::Debug for CpAuthorization {
         match self {
             CpAuthorization::None => f.write_str("None"),
             CpAuthorization::StaticToken { .. } => f.write_str("StaticToken(<redacted>)"),
-            CpAuthorization::OAuth2ClientCredentials { token_endpoint, client_id, jwks_uri, .. } => f
+            CpAuthorization::OAuth2ClientCredentials {
+                token_endpoint,
+                client_id,
+                jwks_uri,
+                ..
+            } => f
                 .debug_struct("OAuth2ClientCredentials")
                 .field("token_endpoint", token_endpoint)
                 .field("client_id", client_id)
@@ -116,7 +121,10 @@ impl fmt::Debug for CpAuthorization {
 
 impl CpAuthorization {
     /// Parses and checks a registration's `authorization` object (absent: `none`).
-    pub fn from_registration(value: Option<Value>, allow_insecure: bool) -> Result<CpAuthorization, String> {
+    pub fn from_registration(
+        value: Option<Value>,
+        allow_insecure: bool,
+    ) -> Result<CpAuthorization, String> {
         let auth = match value {
             None | Some(Value::Null) => CpAuthorization::None,
             Some(v) => serde_json::from_value::<CpAuthorization>(v).map_err(|e| {
@@ -124,8 +132,14 @@ impl CpAuthorization {
             })?,
         };
         auth.validate()?;
-        if let CpAuthorization::OAuth2ClientCredentials { token_endpoint, jwks_uri, .. } = &auth {
-            check_endpoint(token_endpoint, allow_insecure).map_err(|e| format!("tokenEndpoint: {e}"))?;
+        if let CpAuthorization::OAuth2ClientCredentials {
+            token_endpoint,
+            jwks_uri,
+            ..
+        } = &auth
+        {
+            check_endpoint(token_endpoint, allow_insecure)
+                .map_err(|e| format!("tokenEndpoint: {e}"))?;
             if let Some(uri) = jwks_uri {
                 check_endpoint(uri, allow_insecure).map_err(|e| format!("jwksUri: {e}"))?;
             }
@@ -137,18 +151,32 @@ impl CpAuthorization {
     pub fn validate(&self) -> Result<(), String> {
         match self {
             CpAuthorization::None => Ok(()),
-            CpAuthorization::StaticToken { authorization, callback_authorization } => {
+            CpAuthorization::StaticToken {
+                authorization,
+                callback_authorization,
+            } => {
                 if authorization.is_empty() || http::HeaderValue::from_str(authorization).is_err() {
-                    return Err("static_token: `authorization` must be a non-empty header value".into());
+                    return Err(
+                        "static_token: `authorization` must be a non-empty header value".into(),
+                    );
                 }
                 if let Some(cb) = callback_authorization
                     && http::HeaderValue::from_str(cb).is_err()
                 {
-                    return Err("static_token: `callbackAuthorization` must be a header value".into());
+                    return Err(
+                        "static_token: `callbackAuthorization` must be a header value".into(),
+                    );
                 }
                 Ok(())
             }
-            CpAuthorization::OAuth2ClientCredentials { token_endpoint, client_id, client_secret, jwks, jwks_uri, .. } => {
+            CpAuthorization::OAuth2ClientCredentials {
+                token_endpoint,
+                client_id,
+                client_secret,
+                jwks,
+                jwks_uri,
+                ..
+            } => {
                 if token_endpoint.is_empty() || client_id.is_empty() || client_secret.is_empty() {
                     return Err("oauth2_client_credentials: tokenEndpoint, clientId and clientSecret are required".into());
                 }
@@ -169,7 +197,8 @@ impl CpAuthorization {
 
 /// Checks an endpoint URL: absolute http(s) with a host; `http` only when allowed.
 pub fn check_endpoint(endpoint: &str, allow_insecure: bool) -> Result<(), String> {
-    let url = reqwest::Url::parse(endpoint).map_err(|_| format!("{endpoint:?} is not an absolute URL"))?;
+    let url = reqwest::Url::parse(endpoint)
+        .map_err(|_| format!("{endpoint:?} is not an absolute URL"))?;
     match url.scheme() {
         "https" => {}
         "http" if allow_insecure => {}
@@ -198,7 +227,10 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 /// Equality of secrets without an early exit on the first differing byte.
 fn secret_eq(a: &str, b: &str) -> bool {
     let (x, y) = (sha256(a.as_bytes()), sha256(b.as_bytes()));
-    x.iter().zip(y.iter()).fold(0u8, |acc, (p, q)| acc | (p ^ q)) == 0
+    x.iter()
+        .zip(y.iter())
+        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
+        == 0
 }
 
 /// The keys of one JWKS fetch.
@@ -238,7 +270,11 @@ struct TokenResponse {
 
 impl AuthCache {
     pub(crate) fn new(client: reqwest::Client) -> Self {
-        AuthCache { client, jwks: Mutex::new(HashMap::new()), tokens: Mutex::new(HashMap::new()) }
+        AuthCache {
+            client,
+            jwks: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Authenticates a control-plane request for a context. `Err` is the reason for a 401.
@@ -259,36 +295,66 @@ impl AuthCache {
                 if let CpAuthorization::StaticToken { authorization, .. } = &cp.authorization
                     && secret_eq(h, authorization)
                 {
-                    return Ok(Caller { control_plane: Some(cp.id.clone()), verified: false });
+                    return Ok(Caller {
+                        control_plane: Some(cp.id.clone()),
+                        verified: false,
+                    });
                 }
             }
         }
-        let jwt = header.and_then(bearer).filter(|t| t.split('.').count() == 3);
+        let jwt = header
+            .and_then(bearer)
+            .filter(|t| t.split('.').count() == 3);
         let mut jwt_error = None;
         if let Some(token) = jwt {
             match self.verify_jwt(token, control_planes, audience).await {
-                Ok(id) => return Ok(Caller { control_plane: Some(id), verified: true }),
+                Ok(id) => {
+                    return Ok(Caller {
+                        control_plane: Some(id),
+                        verified: true,
+                    });
+                }
                 Err(e) => jwt_error = Some(e),
             }
         }
-        if let Some(cp) = control_planes.iter().find(|cp| cp.authorization == CpAuthorization::None) {
-            return Ok(Caller { control_plane: Some(cp.id.clone()), verified: false });
+        if let Some(cp) = control_planes
+            .iter()
+            .find(|cp| cp.authorization == CpAuthorization::None)
+        {
+            return Ok(Caller {
+                control_plane: Some(cp.id.clone()),
+                verified: false,
+            });
         }
         Err(match (header, jwt_error) {
             (_, Some(e)) => format!("invalid control-plane token: {e}"),
             (None, None) => "control-plane credentials are required".to_owned(),
-            (Some(_), None) => "control-plane credentials are not valid for this participant context".to_owned(),
+            (Some(_), None) => {
+                "control-plane credentials are not valid for this participant context".to_owned()
+            }
         })
     }
 
     /// Verifies a JWT from the control plane named by its `sub`.
-    async fn verify_jwt(&self, token: &str, control_planes: &[KnownControlPlane], audience: &str) -> Result<String, String> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("malformed header: {e}"))?;
+    async fn verify_jwt(
+        &self,
+        token: &str,
+        control_planes: &[KnownControlPlane],
+        audience: &str,
+    ) -> Result<String, String> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| format!("malformed header: {e}"))?;
         if !JWT_ALGORITHMS.contains(&header.alg) {
             return Err(format!("algorithm {:?} is not accepted", header.alg));
         }
-        let unverified = jsonwebtoken::dangerous::insecure_decode::<Value>(token).map_err(|e| format!("malformed token: {e}"))?;
-        let sub = unverified.claims.get("sub").and_then(Value::as_str).ok_or("the token has no `sub`")?.to_owned();
+        let unverified = jsonwebtoken::dangerous::insecure_decode::<Value>(token)
+            .map_err(|e| format!("malformed token: {e}"))?;
+        let sub = unverified
+            .claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .ok_or("the token has no `sub`")?
+            .to_owned();
         let (jwks, jwks_uri) = control_planes
             .iter()
             .find_map(|cp| match &cp.authorization {
@@ -297,9 +363,13 @@ impl AuthCache {
                 }
                 _ => None,
             })
-            .ok_or_else(|| format!("no control plane {sub:?} with oauth2 is known for this context"))?;
+            .ok_or_else(|| {
+                format!("no control plane {sub:?} with oauth2 is known for this context")
+            })?;
         let key_set = match (jwks, jwks_uri) {
-            (Some(inline), _) => Arc::new(serde_json::from_value::<JwkSet>(inline).map_err(|e| format!("bad jwks: {e}"))?),
+            (Some(inline), _) => Arc::new(
+                serde_json::from_value::<JwkSet>(inline).map_err(|e| format!("bad jwks: {e}"))?,
+            ),
             (None, Some(uri)) => self.keys(&uri, header.kid.as_deref()).await?,
             (None, None) => return Err("no keys to verify the token".into()),
         };
@@ -330,7 +400,13 @@ impl AuthCache {
         match fetched {
             Ok(keys) => {
                 let keys = Arc::new(keys);
-                cache.insert(uri.to_owned(), CachedKeys { keys: keys.clone(), fetched: Instant::now() });
+                cache.insert(
+                    uri.to_owned(),
+                    CachedKeys {
+                        keys: keys.clone(),
+                        fetched: Instant::now(),
+                    },
+                );
                 Ok(keys)
             }
             Err(e) => match cache.get(uri) {
@@ -344,7 +420,13 @@ impl AuthCache {
     }
 
     async fn fetch_jwks(&self, uri: &str) -> Result<JwkSet, String> {
-        let response = self.client.get(uri).timeout(AUTH_FETCH_TIMEOUT).send().await.map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .get(uri)
+            .timeout(AUTH_FETCH_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         if !response.status().is_success() {
             return Err(format!("{uri} answered {}", response.status()));
         }
@@ -353,13 +435,28 @@ impl AuthCache {
     }
 
     /// The `Authorization` value for a callback to this control plane, if any.
-    pub(crate) async fn callback_authorization(&self, tenant: &str, cp: &KnownControlPlane) -> Result<Option<String>, String> {
+    pub(crate) async fn callback_authorization(
+        &self,
+        tenant: &str,
+        cp: &KnownControlPlane,
+    ) -> Result<Option<String>, String> {
         match &cp.authorization {
             CpAuthorization::None => Ok(None),
-            CpAuthorization::StaticToken { authorization, callback_authorization } => {
-                Ok(Some(callback_authorization.clone().unwrap_or_else(|| authorization.clone())))
-            }
-            CpAuthorization::OAuth2ClientCredentials { token_endpoint, client_id, client_secret, scope, .. } => {
+            CpAuthorization::StaticToken {
+                authorization,
+                callback_authorization,
+            } => Ok(Some(
+                callback_authorization
+                    .clone()
+                    .unwrap_or_else(|| authorization.clone()),
+            )),
+            CpAuthorization::OAuth2ClientCredentials {
+                token_endpoint,
+                client_id,
+                client_secret,
+                scope,
+                ..
+            } => {
                 let key = (tenant.to_owned(), cp.id.clone(), client_id.clone());
                 let mut tokens = self.tokens.lock().await;
                 if let Some(t) = tokens.get(&key)
@@ -379,7 +476,10 @@ impl AuthCache {
                 let response = self
                     .client
                     .post(token_endpoint)
-                    .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(
+                        http::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
                     .body(body)
                     .timeout(AUTH_FETCH_TIMEOUT)
                     .send()
@@ -390,10 +490,18 @@ impl AuthCache {
                 }
                 let parsed: TokenResponse = serde_json::from_slice(&read_capped(response).await?)
                     .map_err(|e| format!("token endpoint answer: {e}"))?;
-                let lifetime = parsed.expires_in.map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+                let lifetime = parsed
+                    .expires_in
+                    .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
                 let expires = Instant::now() + lifetime.saturating_sub(TOKEN_REFRESH_MARGIN);
                 let header = format!("Bearer {}", parsed.access_token);
-                tokens.insert(key, CachedToken { value: parsed.access_token, expires });
+                tokens.insert(
+                    key,
+                    CachedToken {
+                        value: parsed.access_token,
+                        expires,
+                    },
+                );
                 Ok(Some(header))
             }
         }
@@ -402,14 +510,19 @@ impl AuthCache {
     /// Forgets the access token of a control plane (it was refused).
     pub(crate) async fn forget_token(&self, tenant: &str, cp: &KnownControlPlane) {
         if let CpAuthorization::OAuth2ClientCredentials { client_id, .. } = &cp.authorization {
-            self.tokens.lock().await.remove(&(tenant.to_owned(), cp.id.clone(), client_id.clone()));
+            self.tokens
+                .lock()
+                .await
+                .remove(&(tenant.to_owned(), cp.id.clone(), client_id.clone()));
         }
     }
 }
 
 /// `application/x-www-form-urlencoded` of `pairs`.
 fn encode_form(pairs: &[(&str, &str)]) -> String {
-    form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 /// Reads a response body up to [`MAX_AUTH_RESPONSE_BYTES`].
@@ -417,7 +530,9 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String>
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
         if body.len() + chunk.len() > MAX_AUTH_RESPONSE_BYTES {
-            return Err(format!("response is larger than {MAX_AUTH_RESPONSE_BYTES} bytes"));
+            return Err(format!(
+                "response is larger than {MAX_AUTH_RESPONSE_BYTES} bytes"
+            ));
         }
         body.extend_from_slice(&chunk);
     }
@@ -427,7 +542,10 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String>
 /// The token of a `Bearer` header (scheme case-insensitive).
 pub fn bearer(header: &str) -> Option<&str> {
     let (scheme, token) = header.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// The key for `kid` (or the only signing key when the token names none) usable with `alg`.
@@ -450,7 +568,9 @@ fn select_key<'a>(set: &'a JwkSet, kid: Option<&str>, alg: Algorithm) -> Result<
             match (candidates.next(), candidates.next()) {
                 (Some(k), None) => Ok(k),
                 (None, _) => Err("the control plane's JWKS has no usable key".into()),
-                (Some(_), Some(_)) => Err("the token has no `kid` and the JWKS has several keys".into()),
+                (Some(_), Some(_)) => {
+                    Err("the token has no `kid` and the JWKS has several keys".into())
+                }
             }
         }
     }
@@ -463,11 +583,20 @@ mod tests {
 
     #[test]
     fn registrations_parse_and_are_checked() {
-        assert_eq!(CpAuthorization::from_registration(None, false).unwrap(), CpAuthorization::None);
-        let s = CpAuthorization::from_registration(Some(json!({"type": "static_token", "authorization": "x"})), false).unwrap();
+        assert_eq!(
+            CpAuthorization::from_registration(None, false).unwrap(),
+            CpAuthorization::None
+        );
+        let s = CpAuthorization::from_registration(
+            Some(json!({"type": "static_token", "authorization": "x"})),
+            false,
+        )
+        .unwrap();
         assert!(matches!(s, CpAuthorization::StaticToken { .. }));
         assert!(!format!("{s:?}").contains('x'), "secrets are redacted");
-        assert!(CpAuthorization::from_registration(Some(json!({"type": "kerberos"})), false).is_err());
+        assert!(
+            CpAuthorization::from_registration(Some(json!({"type": "kerberos"})), false).is_err()
+        );
         let no_keys = json!({"type": "oauth2_client_credentials", "tokenEndpoint": "https://idp/t", "clientId": "c", "clientSecret": "s"});
         assert!(CpAuthorization::from_registration(Some(no_keys), false).is_err());
         let insecure = json!({"type": "oauth2_client_credentials", "tokenEndpoint": "http://idp/t", "clientId": "c",
@@ -497,6 +626,9 @@ mod tests {
 
     #[test]
     fn forms_are_encoded() {
-        assert_eq!(encode_form(&[("grant_type", "b c"), ("x", "&=")]), "grant_type=b+c&x=%26%3D");
+        assert_eq!(
+            encode_form(&[("grant_type", "b c"), ("x", "&=")]),
+            "grant_type=b+c&x=%26%3D"
+        );
     }
 }

@@ -1,5 +1,29 @@
 //! Data plane configuration (`[data-plane]` in Weft's config file) and the limits behind it,
 //! each a named constant with its reason.
+//!
+//! ```toml
+//! [data-plane]
+//! public-url = "https://weft.example.com"
+//! # Only for a local sandbox: the DPS test kit below calls back over plain http.
+//! allow-insecure-endpoints = true
+//!
+//! # The control plane every context starts with (more register through PUT /controlplanes).
+//! [[data-plane.control-planes]]
+//! id = "edc-v"
+//! endpoint = "https://edc-v.example.com/api/signaling"
+//! contexts = ["*"]
+//! authorization = { type = "oauth2_client_credentials", tokenEndpoint = "https://idp.example.com/token", clientId = "weft", clientSecret = "secret", jwksUri = "https://idp.example.com/jwks" }
+//!
+//! # The DPS test kit, for one sandbox context: it sends `Authorization: dummy-authorization`.
+//! [[data-plane.control-planes]]
+//! id = "tck-control-plane"
+//! endpoint = "http://localhost:8083"
+//! contexts = ["tck-ctx"]
+//! authorization = { type = "static_token", authorization = "dummy-authorization" }
+//!
+//! [data-plane.callbacks]
+//! max-attempts = 200
+//! ```
 
 use crate::auth::CpAuthorization;
 use serde::{Deserialize, Serialize};
@@ -144,7 +168,10 @@ impl CallbackConfig {
     /// Delay before attempt `attempts + 1`, after `attempts` failures (at least one).
     pub fn backoff_ms(&self, attempts: u32) -> u64 {
         let shift = attempts.saturating_sub(1).min(30);
-        self.initial_backoff_ms.max(1).saturating_mul(1u64 << shift).min(self.max_backoff_ms.max(1))
+        self.initial_backoff_ms
+            .max(1)
+            .saturating_mul(1u64 << shift)
+            .min(self.max_backoff_ms.max(1))
     }
 }
 
@@ -158,7 +185,10 @@ pub struct DataCallConfig {
 
 impl Default for DataCallConfig {
     fn default() -> Self {
-        DataCallConfig { wall_ms: DEFAULT_DATA_CALL_WALL_MS, cpu_ms: DEFAULT_DATA_CALL_CPU_MS }
+        DataCallConfig {
+            wall_ms: DEFAULT_DATA_CALL_WALL_MS,
+            cpu_ms: DEFAULT_DATA_CALL_CPU_MS,
+        }
     }
 }
 
@@ -173,13 +203,19 @@ pub enum ConfigError {
     ControlPlane { id: String, reason: String },
     #[error("{0} must be positive")]
     Zero(&'static str),
+    #[error("could not build the HTTP client: {0}")]
+    HttpClient(String),
 }
 
 impl DataPlaneConfig {
     /// Checks the configuration; [`crate::DataPlane::new`] calls it.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let url = reqwest::Url::parse(&self.public_url).map_err(|_| ConfigError::PublicUrl(self.public_url.clone()))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || url.query().is_some() {
+        let url = reqwest::Url::parse(&self.public_url)
+            .map_err(|_| ConfigError::PublicUrl(self.public_url.clone()))?;
+        if !matches!(url.scheme(), "http" | "https")
+            || url.host_str().is_none()
+            || url.query().is_some()
+        {
             return Err(ConfigError::PublicUrl(self.public_url.clone()));
         }
         if url.scheme() == "http" && !self.allow_insecure_endpoints {
@@ -187,14 +223,24 @@ impl DataPlaneConfig {
         }
         for seed in &self.control_planes {
             crate::auth::check_endpoint(&seed.endpoint, self.allow_insecure_endpoints)
-                .and_then(|()| seed.authorization.as_ref().map_or(Ok(()), CpAuthorization::validate))
-                .map_err(|reason| ConfigError::ControlPlane { id: seed.id.clone(), reason })?;
+                .and_then(|()| {
+                    seed.authorization
+                        .as_ref()
+                        .map_or(Ok(()), CpAuthorization::validate)
+                })
+                .map_err(|reason| ConfigError::ControlPlane {
+                    id: seed.id.clone(),
+                    reason,
+                })?;
         }
         for (name, value) in [
             ("max-signal-body-bytes", self.max_signal_body_bytes as u64),
             ("callbacks.timeout-ms", self.callbacks.timeout_ms),
             ("callbacks.poll-ms", self.callbacks.poll_ms),
-            ("callbacks.max-attempts", u64::from(self.callbacks.max_attempts)),
+            (
+                "callbacks.max-attempts",
+                u64::from(self.callbacks.max_attempts),
+            ),
             ("data-calls.wall-ms", self.data_calls.wall_ms),
             ("data-calls.cpu-ms", self.data_calls.cpu_ms),
         ] {
@@ -217,7 +263,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_is_capped() {
-        let c = CallbackConfig { initial_backoff_ms: 100, max_backoff_ms: 1_000, ..CallbackConfig::default() };
+        let c = CallbackConfig {
+            initial_backoff_ms: 100,
+            max_backoff_ms: 1_000,
+            ..CallbackConfig::default()
+        };
         assert_eq!(c.backoff_ms(1), 100);
         assert_eq!(c.backoff_ms(2), 200);
         assert_eq!(c.backoff_ms(4), 800);
@@ -227,7 +277,10 @@ mod tests {
 
     #[test]
     fn config_is_validated() {
-        let mut c = DataPlaneConfig { public_url: "http://127.0.0.1:1".into(), ..DataPlaneConfig::default() };
+        let mut c = DataPlaneConfig {
+            public_url: "http://127.0.0.1:1".into(),
+            ..DataPlaneConfig::default()
+        };
         assert!(matches!(c.validate(), Err(ConfigError::InsecurePublicUrl)));
         c.allow_insecure_endpoints = true;
         c.validate().unwrap();
@@ -235,5 +288,32 @@ mod tests {
         assert!(matches!(c.validate(), Err(ConfigError::PublicUrl(_))));
         let parsed: Result<DataPlaneConfig, _> = serde_json::from_str(r#"{"public-urll": "x"}"#);
         assert!(parsed.is_err(), "unknown fields are refused");
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("config.rs");
+        let example: String = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start_matches(' ')))
+            .collect();
+        #[derive(Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct File {
+            data_plane: DataPlaneConfig,
+        }
+        let file: File = toml::from_str(&example).unwrap();
+        let c = file.data_plane;
+        c.validate().unwrap();
+        assert_eq!(c.control_planes.len(), 2);
+        assert!(matches!(
+            c.control_planes[0].authorization,
+            Some(CpAuthorization::OAuth2ClientCredentials { .. })
+        ));
+        assert!(c.control_planes[1].serves("tck-ctx") && !c.control_planes[1].serves("other"));
+        assert_eq!(c.callbacks.max_attempts, 200);
     }
 }

@@ -60,14 +60,22 @@ fn specificity(selector: &str, dataset: &str) -> Option<usize> {
 
 /// The app that owns a new flow: among the apps whose manifest `[data-plane]` lists the
 /// profile, the one with the most specific dataset selector (ties: lowest plugin id).
-pub fn select_owner<'a>(apps: &'a [TenantApp], profile: &str, dataset: &str) -> Option<&'a TenantApp> {
+pub fn select_owner<'a>(
+    apps: &'a [TenantApp],
+    profile: &str,
+    dataset: &str,
+) -> Option<&'a TenantApp> {
     apps.iter()
         .filter_map(|app| {
             let dp = app.plugin.manifest.data_plane.as_ref()?;
             if !dp.profiles.iter().any(|p| p == profile) {
                 return None;
             }
-            let best = dp.datasets.iter().filter_map(|s| specificity(s, dataset)).max()?;
+            let best = dp
+                .datasets
+                .iter()
+                .filter_map(|s| specificity(s, dataset))
+                .max()?;
             Some((best, app))
         })
         .max_by(|(a, x), (b, y)| a.cmp(b).then_with(|| y.plugin.id().cmp(x.plugin.id())))

@@ -20,7 +20,9 @@ use time::OffsetDateTime;
 use tokio::sync::{Notify, OwnedMutexGuard};
 use weft_runtime::bindings::data_flows::{DataFlow, Decision};
 use weft_runtime::services::{Counterparty, FlowReport};
-use weft_runtime::{CallContext, CallError, CallErrorKind, Entry, FlowOutcome, FlowSignal, GuestError};
+use weft_runtime::{
+    CallContext, CallError, CallErrorKind, Entry, FlowOutcome, FlowSignal, GuestError,
+};
 use weft_store::flows::{ControlPlaneRecord, FlowEvent, FlowRecord, FlowUpdate, NewCallback};
 use weft_store::{Store, StoreError};
 
@@ -29,8 +31,8 @@ use crate::config::DataPlaneConfig;
 use crate::directory::{AppDirectory, DirectoryError, TenantApp, select_owner};
 use crate::error::DpsError;
 use crate::model::{
-    ControlPlaneRegistrationIn, FlowMessage, FlowState, Mode, Role, StatusMessage, WireDataAddress, check_id,
-    truncate_reason,
+    ControlPlaneRegistrationIn, FlowMessage, FlowState, Mode, Role, StatusMessage, WireDataAddress,
+    check_id, truncate_reason,
 };
 
 /// Random bytes in a per-flow bearer token (256 bits: unguessable).
@@ -48,7 +50,11 @@ pub const MAX_BUFFERED_REPORTS: usize = 16;
 pub const REPORT_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Characters escaped in a flow id used as a URL path segment.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// A flow's key: (participant context, flow id).
 pub(crate) type FlowKey = (String, String);
@@ -103,11 +109,25 @@ impl Initial {
 /// Signals on an existing flow.
 #[derive(Debug, Clone)]
 pub(crate) enum Signal {
-    Started { message_id: String, address: Option<WireDataAddress> },
-    Suspend { message_id: String, reason: Option<String> },
-    Resume { message_id: String, address: Option<WireDataAddress> },
-    Terminate { message_id: String, reason: Option<String> },
-    Completed { message_id: Option<String> },
+    Started {
+        message_id: String,
+        address: Option<WireDataAddress>,
+    },
+    Suspend {
+        message_id: String,
+        reason: Option<String>,
+    },
+    Resume {
+        message_id: String,
+        address: Option<WireDataAddress>,
+    },
+    Terminate {
+        message_id: String,
+        reason: Option<String>,
+    },
+    Completed {
+        message_id: Option<String>,
+    },
 }
 
 impl Signal {
@@ -206,8 +226,15 @@ pub(crate) struct FlowLock<'a> {
 impl Drop for FlowLock<'_> {
     fn drop(&mut self) {
         self.guard.take();
-        let mut locks = self.engine.locks.lock().unwrap_or_else(PoisonError::into_inner);
-        if locks.get(&self.key).is_some_and(|m| Arc::strong_count(m) == 1) {
+        let mut locks = self
+            .engine
+            .locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if locks
+            .get(&self.key)
+            .is_some_and(|m| Arc::strong_count(m) == 1)
+        {
             locks.remove(&self.key);
         }
     }
@@ -221,14 +248,25 @@ struct InFlightGuard<'a> {
 
 impl InFlightGuard<'_> {
     fn take_reports(self) -> Vec<FlowReport> {
-        let mut inflight = self.engine.inflight.lock().unwrap_or_else(PoisonError::into_inner);
-        inflight.remove(&self.key).map(|f| f.reports).unwrap_or_default()
+        let mut inflight = self
+            .engine
+            .inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        inflight
+            .remove(&self.key)
+            .map(|f| f.reports)
+            .unwrap_or_default()
     }
 }
 
 impl Drop for InFlightGuard<'_> {
     fn drop(&mut self) {
-        self.engine.inflight.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.key);
+        self.engine
+            .inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
     }
 }
 
@@ -244,7 +282,14 @@ struct Change {
 
 impl Change {
     fn new(flow: FlowRecord) -> Self {
-        Change { flow, events: Vec::new(), revoke: false, token_hash: None, callbacks: Vec::new(), dirty: false }
+        Change {
+            flow,
+            events: Vec::new(),
+            revoke: false,
+            token_hash: None,
+            callbacks: Vec::new(),
+            dirty: false,
+        }
     }
 
     fn state(&self) -> FlowState {
@@ -302,7 +347,10 @@ impl Change {
 /// Whether this side hands out an address counterparties use: the provider of a pull
 /// (where to fetch) and the consumer of a push (where to push).
 fn hands_out(role: Role, mode: Mode) -> bool {
-    matches!((role, mode), (Role::Provider, Mode::Pull) | (Role::Consumer, Mode::Push))
+    matches!(
+        (role, mode),
+        (Role::Provider, Mode::Pull) | (Role::Consumer, Mode::Push)
+    )
 }
 
 /// The states in which a flow's data endpoint accepts requests.
@@ -311,7 +359,10 @@ pub(crate) fn data_allowed(role: Role, mode: Mode, state: FlowState) -> bool {
         (Role::Provider, Mode::Pull) => state == FlowState::Started,
         // The provider may push as soon as the consumer answered prepare (SPEC §Started).
         (Role::Consumer, Mode::Push) => {
-            matches!(state, FlowState::Prepared | FlowState::Starting | FlowState::Started)
+            matches!(
+                state,
+                FlowState::Prepared | FlowState::Starting | FlowState::Started
+            )
         }
         _ => false,
     }
@@ -326,7 +377,9 @@ fn refusal(e: GuestError, what: &str) -> DpsError {
         GuestError::Conflict(m) | GuestError::LimitExceeded(m) => {
             DpsError::Conflict(format!("the app refused {what}: {m}"))
         }
-        GuestError::Unavailable(m) => DpsError::Unavailable(format!("the app cannot take {what} now: {m}")),
+        GuestError::Unavailable(m) => {
+            DpsError::Unavailable(format!("the app cannot take {what} now: {m}"))
+        }
         GuestError::Internal(m) => DpsError::App(format!("{what}: {m}")),
     }
 }
@@ -334,14 +387,18 @@ fn refusal(e: GuestError, what: &str) -> DpsError {
 /// A failed call into the app.
 pub(crate) fn call_failure(e: CallError) -> DpsError {
     match e.kind {
-        CallErrorKind::Busy => DpsError::Unavailable("no app instance is free; retry shortly".into()),
+        CallErrorKind::Busy => {
+            DpsError::Unavailable("no app instance is free; retry shortly".into())
+        }
         _ => DpsError::App(e.to_string()),
     }
 }
 
 fn directory_error(e: DirectoryError) -> DpsError {
     match e {
-        DirectoryError::UnknownTenant(ctx) => DpsError::NotFound(format!("unknown participant context {ctx}")),
+        DirectoryError::UnknownTenant(ctx) => {
+            DpsError::NotFound(format!("unknown participant context {ctx}"))
+        }
         DirectoryError::Unavailable(m) => DpsError::Unavailable(m),
     }
 }
@@ -372,7 +429,12 @@ fn app_address(a: &weft_runtime::bindings::types::DataAddress) -> Result<WireDat
 }
 
 impl Engine {
-    pub(crate) fn new(store: Store, apps: Arc<dyn AppDirectory>, config: DataPlaneConfig, http: reqwest::Client) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        apps: Arc<dyn AppDirectory>,
+        config: DataPlaneConfig,
+        http: reqwest::Client,
+    ) -> Self {
         let public_base = config.public_url.trim_end_matches('/').to_owned();
         Engine {
             store,
@@ -393,15 +455,34 @@ impl Engine {
             locks.entry(key.clone()).or_default().clone()
         };
         let guard = mutex.lock_owned().await;
-        FlowLock { engine: self, key: key.clone(), guard: Some(guard) }
+        FlowLock {
+            engine: self,
+            key: key.clone(),
+            guard: Some(guard),
+        }
     }
 
-    fn register_inflight(&self, key: &FlowKey, plugin_id: &str, counterparty: Option<WireDataAddress>) -> InFlightGuard<'_> {
-        self.inflight.lock().unwrap_or_else(PoisonError::into_inner).insert(
-            key.clone(),
-            InFlight { plugin_id: plugin_id.to_owned(), counterparty, reports: Vec::new() },
-        );
-        InFlightGuard { engine: self, key: key.clone() }
+    fn register_inflight(
+        &self,
+        key: &FlowKey,
+        plugin_id: &str,
+        counterparty: Option<WireDataAddress>,
+    ) -> InFlightGuard<'_> {
+        self.inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                key.clone(),
+                InFlight {
+                    plugin_id: plugin_id.to_owned(),
+                    counterparty,
+                    reports: Vec::new(),
+                },
+            );
+        InFlightGuard {
+            engine: self,
+            key: key.clone(),
+        }
     }
 
     /// The public data endpoint of a flow.
@@ -418,7 +499,11 @@ impl Engine {
     }
 
     async fn owning_app(&self, ctx: &str, plugin_id: &str) -> Result<Option<TenantApp>, DpsError> {
-        Ok(self.apps_for(ctx).await?.into_iter().find(|a| a.plugin.id() == plugin_id))
+        Ok(self
+            .apps_for(ctx)
+            .await?
+            .into_iter()
+            .find(|a| a.plugin.id() == plugin_id))
     }
 
     /// Mints a token for the flow and returns the address handing it out; the change
@@ -463,35 +548,25 @@ impl Engine {
         key: &FlowKey,
         signal: FlowSignal,
         counterparty: Option<WireDataAddress>,
-    ) -> (Result<Result<FlowOutcome, GuestError>, CallError>, Vec<FlowReport>) {
+    ) -> (
+        Result<Result<FlowOutcome, GuestError>, CallError>,
+        Vec<FlowReport>,
+    ) {
         let registration = self.register_inflight(key, app.plugin.id(), counterparty);
         let mut call = app.call.clone();
         call.entry = Entry::DataFlows;
         call.limits = None;
         let runtime = self.apps.runtime();
-        let plugin = app.plugin.clone();
-        let who = (plugin.id().to_owned(), plugin.version(), call.tenant.participant_context_id.clone());
-        // The runtime's `data_flow` future cannot be proven `Send` (its higher-ranked call
-        // closure defeats the inference), so it cannot be awaited inside an axum handler.
-        // It runs to completion on a blocking-pool thread instead, driven by this runtime.
-        let handle = tokio::runtime::Handle::current();
-        let joined = tokio::task::spawn_blocking(move || {
-            handle.block_on(async move { runtime.data_flow(&plugin, call, signal).await })
-        })
-        .await;
-        let result = joined.unwrap_or_else(|e| {
-            Err(CallError {
-                plugin: who.0,
-                version: who.1,
-                tenant: who.2,
-                entry: "data-flows",
-                kind: CallErrorKind::Host(format!("hook task failed: {e}")),
-            })
-        });
+        let result = runtime.data_flow(&app.plugin, call, signal).await;
         (result, registration.take_reports())
     }
 
-    fn wit_flow(flow: &FlowRecord, state: FlowState, message_id: &str, address: Option<&WireDataAddress>) -> DataFlow {
+    fn wit_flow(
+        flow: &FlowRecord,
+        state: FlowState,
+        message_id: &str,
+        address: Option<&WireDataAddress>,
+    ) -> DataFlow {
         use weft_runtime::bindings::data_flows::{FlowRole, TransferMode};
         DataFlow {
             id: flow.id.clone(),
@@ -520,7 +595,11 @@ impl Engine {
 
     /// Deletes a flow that was never acknowledged (refused or failed first signal).
     async fn discard(&self, flow: &FlowRecord) {
-        if let Err(e) = self.store.delete_flow(&flow.tenant_id, &flow.id, flow.version).await {
+        if let Err(e) = self
+            .store
+            .delete_flow(&flow.tenant_id, &flow.id, flow.version)
+            .await
+        {
             tracing::error!(target: "weft::dataplane", tenant = %flow.tenant_id, flow = %flow.id, "could not discard a refused flow: {e}");
         }
     }
@@ -536,13 +615,23 @@ impl Engine {
     }
 
     /// `prepare` (consumer) or `start` (provider): creates the flow, asks its owner.
-    pub(crate) async fn initial(&self, ctx: &str, caller: &Caller, kind: Initial, msg: FlowMessage) -> Result<Ack, DpsError> {
+    pub(crate) async fn initial(
+        &self,
+        ctx: &str,
+        caller: &Caller,
+        kind: Initial,
+        msg: FlowMessage,
+    ) -> Result<Ack, DpsError> {
         let data_address = match (kind, msg.mode, msg.data_address) {
             (Initial::Start, Mode::Pull, Some(_)) => {
-                return Err(DpsError::BadRequest("a pull start must not carry a dataAddress".into()));
+                return Err(DpsError::BadRequest(
+                    "a pull start must not carry a dataAddress".into(),
+                ));
             }
             (Initial::Start, Mode::Push, None) => {
-                return Err(DpsError::BadRequest("a push start needs the consumer's dataAddress".into()));
+                return Err(DpsError::BadRequest(
+                    "a push start needs the consumer's dataAddress".into(),
+                ));
             }
             (Initial::Start, Mode::Push, Some(a)) => Some(a),
             // A prepare carries no address (RC3); one sent anyway is ignored.
@@ -569,7 +658,9 @@ impl Engine {
                 )));
             }
             // A first signal that crashed mid-hook was never acknowledged: start over.
-            self.store.delete_flow(ctx, &existing.id, existing.version).await?;
+            self.store
+                .delete_flow(ctx, &existing.id, existing.version)
+                .await?;
         }
 
         let now = weft_store::now();
@@ -592,7 +683,9 @@ impl Engine {
             metadata_json: Value::Object(msg.metadata.clone()).to_string(),
             control_plane_id: caller.control_plane.clone(),
             callback_address: msg.callback_address.clone(),
-            counterparty_address_json: data_address.as_ref().and_then(|a| serde_json::to_string(a).ok()),
+            counterparty_address_json: data_address
+                .as_ref()
+                .and_then(|a| serde_json::to_string(a).ok()),
             own_address_json: None,
             version: 0,
             created_at: now,
@@ -603,11 +696,17 @@ impl Engine {
             to_state: FlowState::Initialized.as_str().to_owned(),
             event: kind.name().to_owned(),
             message_id: Some(msg.message_id.clone()),
-            detail_json: json!({ "plugin": owner.plugin.id(), "version": owner.plugin.version() }).to_string(),
+            detail_json: json!({ "plugin": owner.plugin.id(), "version": owner.plugin.version() })
+                .to_string(),
         };
         let flow = self.store.create_flow(&record, &event).await?;
 
-        let wit = Self::wit_flow(&flow, FlowState::Initialized, &msg.message_id, data_address.as_ref());
+        let wit = Self::wit_flow(
+            &flow,
+            FlowState::Initialized,
+            &msg.message_id,
+            data_address.as_ref(),
+        );
         let signal = match kind {
             Initial::Prepare => FlowSignal::Prepare(wit),
             Initial::Start => FlowSignal::Start(wit),
@@ -617,7 +716,9 @@ impl Engine {
             Ok(Ok(FlowOutcome::Decision(d))) => d,
             Ok(Ok(FlowOutcome::Accepted)) => {
                 self.discard(&flow).await;
-                return Err(DpsError::Internal("the runtime answered a decision hook without a decision".into()));
+                return Err(DpsError::Internal(
+                    "the runtime answered a decision hook without a decision".into(),
+                ));
             }
             Ok(Err(e)) => {
                 self.discard(&flow).await;
@@ -633,14 +734,27 @@ impl Engine {
         let address = match decision {
             Decision::Reject(reason) => {
                 self.discard(&flow).await;
-                return Err(DpsError::Forbidden(format!("the app refused the flow: {}", truncate_reason(&reason))));
+                return Err(DpsError::Forbidden(format!(
+                    "the app refused the flow: {}",
+                    truncate_reason(&reason)
+                )));
             }
             Decision::Pending => {
-                change.record(kind.pending(), "accepted:pending", Some(&msg.message_id), json!({}));
+                change.record(
+                    kind.pending(),
+                    "accepted:pending",
+                    Some(&msg.message_id),
+                    json!({}),
+                );
                 None
             }
             Decision::Accept(offered) => {
-                change.record(kind.accepted(), "accepted", Some(&msg.message_id), json!({}));
+                change.record(
+                    kind.accepted(),
+                    "accepted",
+                    Some(&msg.message_id),
+                    json!({}),
+                );
                 if hands_out(kind.role(), msg.mode) {
                     Some(match offered.as_ref().map(app_address) {
                         Some(Ok(a)) => Self::use_app_address(&mut change, a),
@@ -660,7 +774,11 @@ impl Engine {
         self.commit(change).await?;
         tracing::info!(target: "weft::dataplane", tenant = ctx, flow = %msg.process_id, plugin = owner.plugin.id(),
             signal = kind.name(), state = %acknowledged, "data flow created");
-        Ok(Ack { flow_id: msg.process_id, state: acknowledged, data_address: address })
+        Ok(Ack {
+            flow_id: msg.process_id,
+            state: acknowledged,
+            data_address: address,
+        })
     }
 
     /// Applies reports made during a flow's own hook, after the hook's answer.
@@ -674,22 +792,35 @@ impl Engine {
     }
 
     /// Applies an app's report to a change: state, tokens, the callback.
-    fn apply_report(&self, change: &mut Change, report: FlowReport, settle: bool) -> Result<(), GuestError> {
+    fn apply_report(
+        &self,
+        change: &mut Change,
+        report: FlowReport,
+        settle: bool,
+    ) -> Result<(), GuestError> {
         let state = change.state();
         let role = change.role();
         let mode = change.mode();
-        let not_before = if settle { self.settle() } else { weft_store::now() };
+        let not_before = if settle {
+            self.settle()
+        } else {
+            weft_store::now()
+        };
         let flow_id = change.flow.id.clone();
         match report {
             FlowReport::Prepared(offered) => {
                 if role != Role::Consumer {
-                    return Err(GuestError::Conflict("`prepared` is reported for consumer flows".into()));
+                    return Err(GuestError::Conflict(
+                        "`prepared` is reported for consumer flows".into(),
+                    ));
                 }
                 if state == FlowState::Prepared {
                     return Ok(());
                 }
                 if state != FlowState::Preparing {
-                    return Err(GuestError::Conflict(format!("data flow {flow_id} is {state}, not PREPARING")));
+                    return Err(GuestError::Conflict(format!(
+                        "data flow {flow_id} is {state}, not PREPARING"
+                    )));
                 }
                 change.record(FlowState::Prepared, "report:prepared", None, json!({}));
                 let address = if mode == Mode::Push {
@@ -707,13 +838,17 @@ impl Engine {
             }
             FlowReport::Started(offered) => {
                 if role != Role::Provider {
-                    return Err(GuestError::Conflict("`started` is reported for provider flows".into()));
+                    return Err(GuestError::Conflict(
+                        "`started` is reported for provider flows".into(),
+                    ));
                 }
                 if state == FlowState::Started {
                     return Ok(());
                 }
                 if state != FlowState::Starting {
-                    return Err(GuestError::Conflict(format!("data flow {flow_id} is {state}, not STARTING")));
+                    return Err(GuestError::Conflict(format!(
+                        "data flow {flow_id} is {state}, not STARTING"
+                    )));
                 }
                 change.record(FlowState::Started, "report:started", None, json!({}));
                 let address = if mode == Mode::Pull {
@@ -734,15 +869,23 @@ impl Engine {
                     return Ok(());
                 }
                 if state != FlowState::Started {
-                    return Err(GuestError::Conflict(format!("data flow {flow_id} is {state}, not STARTED")));
+                    return Err(GuestError::Conflict(format!(
+                        "data flow {flow_id} is {state}, not STARTED"
+                    )));
                 }
                 change.record(FlowState::Completed, "report:completed", None, json!({}));
                 change.revoke_all();
-                change.callback("completed", &StatusMessage::new(&flow_id, FlowState::Completed), not_before);
+                change.callback(
+                    "completed",
+                    &StatusMessage::new(&flow_id, FlowState::Completed),
+                    not_before,
+                );
             }
             FlowReport::Errored(reason) => {
                 if state.is_terminal() {
-                    return Err(GuestError::Conflict(format!("data flow {flow_id} is {state}, which is final")));
+                    return Err(GuestError::Conflict(format!(
+                        "data flow {flow_id} is {state}, which is final"
+                    )));
                 }
                 let reason = truncate_reason(&reason);
                 change.record(state, "report:errored", None, json!({ "reason": reason }));
@@ -755,7 +898,12 @@ impl Engine {
     }
 
     /// `started`, `suspend`, `resume`, `terminate`, `completed` on an existing flow.
-    pub(crate) async fn signal(&self, ctx: &str, flow_id: &str, signal: Signal) -> Result<Ack, DpsError> {
+    pub(crate) async fn signal(
+        &self,
+        ctx: &str,
+        flow_id: &str,
+        signal: Signal,
+    ) -> Result<Ack, DpsError> {
         check_id("dataFlowId", flow_id)?;
         let key: FlowKey = (ctx.to_owned(), flow_id.to_owned());
         let _lock = self.lock(&key).await;
@@ -764,41 +912,61 @@ impl Engine {
             .get_flow(ctx, flow_id)
             .await?
             .ok_or_else(|| DpsError::NotFound(format!("no data flow {flow_id}")))?;
-        let state = FlowState::parse(&flow.state)
-            .ok_or_else(|| DpsError::Internal(format!("flow {flow_id} has unknown state {:?}", flow.state)))?;
+        let state = FlowState::parse(&flow.state).ok_or_else(|| {
+            DpsError::Internal(format!("flow {flow_id} has unknown state {:?}", flow.state))
+        })?;
         let role = Role::parse(&flow.role).unwrap_or(Role::Provider);
         let mode = Mode::parse(&flow.mode).unwrap_or(Mode::Pull);
         let name = signal.name();
         let target = signal.target();
         if state.is_terminal() {
-            return Err(DpsError::Conflict(format!("data flow {flow_id} is {state}, which is final")));
+            return Err(DpsError::Conflict(format!(
+                "data flow {flow_id} is {state}, which is final"
+            )));
         }
         if let Signal::Started { address, .. } = &signal {
             if role != Role::Consumer {
                 return Err(DpsError::Conflict(
-                    "`started` is sent to the consumer's data plane; this flow is a provider flow".into(),
+                    "`started` is sent to the consumer's data plane; this flow is a provider flow"
+                        .into(),
                 ));
             }
             if mode == Mode::Push && address.is_some() {
-                return Err(DpsError::BadRequest("a push flow's started notification must not carry a dataAddress".into()));
+                return Err(DpsError::BadRequest(
+                    "a push flow's started notification must not carry a dataAddress".into(),
+                ));
             }
         }
         if let Some(a) = signal.address() {
-            a.check(self.config.allow_insecure_endpoints).map_err(DpsError::BadRequest)?;
+            a.check(self.config.allow_insecure_endpoints)
+                .map_err(DpsError::BadRequest)?;
         }
         if state == target {
             // Same-state signals are no-ops (as in the reference SDKs).
-            return Ok(Ack { flow_id: flow_id.to_owned(), state, data_address: None });
+            return Ok(Ack {
+                flow_id: flow_id.to_owned(),
+                state,
+                data_address: None,
+            });
         }
         if !signal.allowed_from(state) {
-            return Err(DpsError::Conflict(format!("cannot {name} data flow {flow_id} in state {state}")));
+            return Err(DpsError::Conflict(format!(
+                "cannot {name} data flow {flow_id} in state {state}"
+            )));
         }
 
         let terminal = target.is_terminal();
         let message_id = signal.message_id().map(str::to_owned);
         let counterparty = signal.address().cloned();
-        let hook_address = counterparty.clone().or_else(|| parse_address(flow.counterparty_address_json.as_deref()));
-        let wit = Self::wit_flow(&flow, state, message_id.as_deref().unwrap_or(""), hook_address.as_ref());
+        let hook_address = counterparty
+            .clone()
+            .or_else(|| parse_address(flow.counterparty_address_json.as_deref()));
+        let wit = Self::wit_flow(
+            &flow,
+            state,
+            message_id.as_deref().unwrap_or(""),
+            hook_address.as_ref(),
+        );
         let hook = match &signal {
             Signal::Started { .. } => FlowSignal::Started(wit),
             Signal::Suspend { reason, .. } => FlowSignal::Suspend(wit, reason.clone()),
@@ -819,7 +987,8 @@ impl Engine {
                 )));
             }
             Some(app) => {
-                let (result, reports) = self.call_hook(&app, &key, hook, counterparty.clone()).await;
+                let (result, reports) =
+                    self.call_hook(&app, &key, hook, counterparty.clone()).await;
                 match result {
                     Ok(Ok(_)) => reports,
                     // Terminal signals cannot be refused: the hook's failure is logged.
@@ -851,15 +1020,23 @@ impl Engine {
         }
         let mut address = None;
         match signal {
-            Signal::Suspend { .. } | Signal::Terminate { .. } | Signal::Completed { .. } => change.revoke_all(),
-            Signal::Resume { .. } if hands_out(role, mode) => address = Some(self.reissue_address(&mut change)),
+            Signal::Suspend { .. } | Signal::Terminate { .. } | Signal::Completed { .. } => {
+                change.revoke_all()
+            }
+            Signal::Resume { .. } if hands_out(role, mode) => {
+                address = Some(self.reissue_address(&mut change))
+            }
             Signal::Resume { .. } | Signal::Started { .. } => {}
         }
         let acknowledged = change.state();
         self.apply_buffered(&mut change, reports);
         self.commit(change).await?;
         tracing::info!(target: "weft::dataplane", tenant = ctx, flow = flow_id, signal = name, state = %acknowledged, "data flow signal applied");
-        Ok(Ack { flow_id: flow_id.to_owned(), state: acknowledged, data_address: address })
+        Ok(Ack {
+            flow_id: flow_id.to_owned(),
+            state: acknowledged,
+            data_address: address,
+        })
     }
 
     /// The stored state of a flow.
@@ -870,12 +1047,18 @@ impl Engine {
             .get_flow(ctx, flow_id)
             .await?
             .ok_or_else(|| DpsError::NotFound(format!("no data flow {flow_id}")))?;
-        FlowState::parse(&flow.state).ok_or_else(|| DpsError::Internal(format!("flow {flow_id} has unknown state")))
+        FlowState::parse(&flow.state)
+            .ok_or_else(|| DpsError::Internal(format!("flow {flow_id} has unknown state")))
     }
 
     /// An app's report (the `transfer` import): held while the flow's own hook runs,
     /// applied at once otherwise.
-    pub(crate) async fn report(&self, call: &CallContext, flow_id: &str, report: FlowReport) -> Result<(), GuestError> {
+    pub(crate) async fn report(
+        &self,
+        call: &CallContext,
+        flow_id: &str,
+        report: FlowReport,
+    ) -> Result<(), GuestError> {
         let tenant = &call.tenant.participant_context_id;
         let key: FlowKey = (tenant.clone(), flow_id.to_owned());
         if call.entry == Entry::DataFlows {
@@ -894,7 +1077,9 @@ impl Engine {
         }
         let _lock = tokio::time::timeout(REPORT_LOCK_WAIT, self.lock(&key))
             .await
-            .map_err(|_| GuestError::Unavailable(format!("data flow {flow_id} is busy with a signal; retry")))?;
+            .map_err(|_| {
+                GuestError::Unavailable(format!("data flow {flow_id} is busy with a signal; retry"))
+            })?;
         let flow = self
             .store
             .get_flow(tenant, flow_id)
@@ -911,12 +1096,19 @@ impl Engine {
     }
 
     /// The counterparty of a flow for `transfer.send` / `counterparty-address`.
-    pub(crate) async fn counterparty(&self, call: &CallContext, flow_id: &str) -> Result<Option<Counterparty>, GuestError> {
+    pub(crate) async fn counterparty(
+        &self,
+        call: &CallContext,
+        flow_id: &str,
+    ) -> Result<Option<Counterparty>, GuestError> {
         let tenant = &call.tenant.participant_context_id;
         let key: FlowKey = (tenant.clone(), flow_id.to_owned());
         let held = {
             let inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
-            inflight.get(&key).filter(|f| f.plugin_id == call.plugin_id).and_then(|f| f.counterparty.clone())
+            inflight
+                .get(&key)
+                .filter(|f| f.plugin_id == call.plugin_id)
+                .and_then(|f| f.counterparty.clone())
         };
         let address = match held {
             Some(a) => Some(a),
@@ -930,7 +1122,9 @@ impl Engine {
                     .ok_or_else(|| GuestError::NotFound(format!("data flow {flow_id}")))?;
                 let state = FlowState::parse(&flow.state).unwrap_or(FlowState::Terminated);
                 if state.is_terminal() || state == FlowState::Suspended {
-                    return Err(GuestError::Conflict(format!("data flow {flow_id} is {state}")));
+                    return Err(GuestError::Conflict(format!(
+                        "data flow {flow_id} is {state}"
+                    )));
                 }
                 parse_address(flow.counterparty_address_json.as_deref())
             }
@@ -944,10 +1138,17 @@ impl Engine {
 
     /// The control planes known for a context: registrations (most recent first), then
     /// configured ones not overridden by a registration.
-    pub(crate) async fn control_planes(&self, ctx: &str) -> Result<Vec<KnownControlPlane>, DpsError> {
+    pub(crate) async fn control_planes(
+        &self,
+        ctx: &str,
+    ) -> Result<Vec<KnownControlPlane>, DpsError> {
         let mut out: Vec<KnownControlPlane> = Vec::new();
         for r in self.store.list_control_planes(ctx).await? {
-            let authorization = match r.authorization_json.as_deref().map(serde_json::from_str::<CpAuthorization>) {
+            let authorization = match r
+                .authorization_json
+                .as_deref()
+                .map(serde_json::from_str::<CpAuthorization>)
+            {
                 None => CpAuthorization::None,
                 Some(Ok(a)) => a,
                 Some(Err(e)) => {
@@ -955,7 +1156,11 @@ impl Engine {
                     continue;
                 }
             };
-            out.push(KnownControlPlane { id: r.id, endpoint: r.endpoint, authorization });
+            out.push(KnownControlPlane {
+                id: r.id,
+                endpoint: r.endpoint,
+                authorization,
+            });
         }
         for seed in self.config.control_planes.iter().filter(|s| s.serves(ctx)) {
             if !out.iter().any(|c| c.id == seed.id) {
@@ -970,14 +1175,23 @@ impl Engine {
     }
 
     /// Authenticates a control-plane request for `ctx`.
-    pub(crate) async fn authenticate(&self, ctx: &str, authorization: Option<&str>) -> Result<Caller, DpsError> {
+    pub(crate) async fn authenticate(
+        &self,
+        ctx: &str,
+        authorization: Option<&str>,
+    ) -> Result<Caller, DpsError> {
         check_id("participant context", ctx)?;
         let known = self.control_planes(ctx).await?;
         if known.is_empty() {
             if self.config.open_registration {
-                return Ok(Caller { control_plane: None, verified: false });
+                return Ok(Caller {
+                    control_plane: None,
+                    verified: false,
+                });
             }
-            return Err(DpsError::Unauthorized("no control plane is registered for this participant context".into()));
+            return Err(DpsError::Unauthorized(
+                "no control plane is registered for this participant context".into(),
+            ));
         }
         self.auth
             .authenticate(authorization, &known, &self.config.dataplane_id(ctx))
@@ -993,15 +1207,24 @@ impl Engine {
         msg: ControlPlaneRegistrationIn,
     ) -> Result<bool, DpsError> {
         self.apps_for(ctx).await?;
-        let id = msg.controlplane_id.ok_or_else(|| DpsError::BadRequest("`controlplaneId` is required".into()))?;
+        let id = msg
+            .controlplane_id
+            .ok_or_else(|| DpsError::BadRequest("`controlplaneId` is required".into()))?;
         check_id("controlplaneId", &id)?;
-        let endpoint = msg.endpoint.ok_or_else(|| DpsError::BadRequest("`endpoint` is required".into()))?;
+        let endpoint = msg
+            .endpoint
+            .ok_or_else(|| DpsError::BadRequest("`endpoint` is required".into()))?;
         crate::auth::check_endpoint(&endpoint, self.config.allow_insecure_endpoints)
             .map_err(|e| DpsError::BadRequest(format!("endpoint: {e}")))?;
-        let authorization = CpAuthorization::from_registration(msg.authorization, self.config.allow_insecure_endpoints)
-            .map_err(DpsError::BadRequest)?;
+        let authorization = CpAuthorization::from_registration(
+            msg.authorization,
+            self.config.allow_insecure_endpoints,
+        )
+        .map_err(DpsError::BadRequest)?;
         if caller.verified && caller.control_plane.as_deref() != Some(id.as_str()) {
-            return Err(DpsError::Forbidden("a control plane may only register itself".into()));
+            return Err(DpsError::Forbidden(
+                "a control plane may only register itself".into(),
+            ));
         }
         let now = weft_store::now();
         let record = ControlPlaneRecord {
@@ -1009,7 +1232,8 @@ impl Engine {
             id: id.clone(),
             endpoint,
             authorization_json: Some(
-                serde_json::to_string(&authorization).map_err(|e| DpsError::Internal(e.to_string()))?,
+                serde_json::to_string(&authorization)
+                    .map_err(|e| DpsError::Internal(e.to_string()))?,
             ),
             created_at: now,
             updated_at: now,
@@ -1022,15 +1246,24 @@ impl Engine {
     }
 
     /// `DELETE /controlplanes/{id}`.
-    pub(crate) async fn delete_control_plane(&self, ctx: &str, caller: &Caller, id: &str) -> Result<(), DpsError> {
+    pub(crate) async fn delete_control_plane(
+        &self,
+        ctx: &str,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<(), DpsError> {
         check_id("controlplaneId", id)?;
         if caller.verified && caller.control_plane.as_deref() != Some(id) {
-            return Err(DpsError::Forbidden("a control plane may only unregister itself".into()));
+            return Err(DpsError::Forbidden(
+                "a control plane may only unregister itself".into(),
+            ));
         }
         if self.store.delete_control_plane(ctx, id).await? {
             Ok(())
         } else {
-            Err(DpsError::NotFound(format!("no registered control plane {id}")))
+            Err(DpsError::NotFound(format!(
+                "no registered control plane {id}"
+            )))
         }
     }
 }

@@ -49,6 +49,7 @@ pub use directory::{AppDirectory, DirectoryError, TenantApp};
 pub use engine::{MAX_BUFFERED_REPORTS, MAX_TOKEN_CHARS, REPORT_LOCK_WAIT, TOKEN_BYTES};
 pub use error::DpsError;
 pub use model::{FlowState, HTTP_PULL_PROFILE, HTTP_PUSH_PROFILE};
+pub use public::MAX_IGNORED_BODY_BYTES;
 
 use engine::Engine;
 
@@ -60,19 +61,30 @@ pub struct DataPlane {
 
 impl std::fmt::Debug for DataPlane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataPlane").field("public_url", &self.engine.config.public_url).finish_non_exhaustive()
+        f.debug_struct("DataPlane")
+            .field("public_url", &self.engine.config.public_url)
+            .finish_non_exhaustive()
     }
 }
 
 impl DataPlane {
     /// A data plane on `store`, serving the tenants and apps of `apps`.
-    pub fn new(store: Store, apps: Arc<dyn AppDirectory>, config: DataPlaneConfig) -> Result<DataPlane, ConfigError> {
+    pub fn new(
+        store: Store,
+        apps: Arc<dyn AppDirectory>,
+        config: DataPlaneConfig,
+    ) -> Result<DataPlane, ConfigError> {
         config.validate()?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| ConfigError::ControlPlane { id: "*".into(), reason: format!("HTTP client: {e}") })?;
-        Ok(DataPlane { engine: Arc::new(Engine::new(store, apps, config, http)) })
+            .map_err(|e| ConfigError::ControlPlane {
+                id: "*".into(),
+                reason: format!("HTTP client: {e}"),
+            })?;
+        Ok(DataPlane {
+            engine: Arc::new(Engine::new(store, apps, config, http)),
+        })
     }
 
     /// Both routers merged: signaling (`/dps/{ctx}/...`) and data (`/data/{*path}`).
@@ -94,7 +106,9 @@ impl DataPlane {
     /// Starts the callback worker; it stops when the returned guard is dropped.
     pub fn start_workers(&self) -> Workers {
         let engine = self.engine.clone();
-        Workers { handles: vec![tokio::spawn(outbox::run(engine))] }
+        Workers {
+            handles: vec![tokio::spawn(outbox::run(engine))],
+        }
     }
 
     /// Weft's `dataplaneId` for a participant context (the `aud` its control planes'
@@ -142,7 +156,9 @@ pub struct TransferHandle {
 
 impl std::fmt::Debug for TransferHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TransferHandle").field("bound", &self.engine().is_some()).finish()
+        f.debug_struct("TransferHandle")
+            .field("bound", &self.engine().is_some())
+            .finish()
     }
 }
 
@@ -154,25 +170,39 @@ impl TransferHandle {
 
     /// Routes the runtime's transfer calls to `data_plane` (replacing an earlier binding).
     pub fn bind(&self, data_plane: &DataPlane) {
-        *self.target.write().unwrap_or_else(PoisonError::into_inner) = Arc::downgrade(&data_plane.engine);
+        *self.target.write().unwrap_or_else(PoisonError::into_inner) =
+            Arc::downgrade(&data_plane.engine);
     }
 
     fn engine(&self) -> Option<Arc<Engine>> {
-        self.target.read().unwrap_or_else(PoisonError::into_inner).upgrade()
+        self.target
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .upgrade()
     }
 
     fn bound(&self) -> Result<Arc<Engine>, GuestError> {
-        self.engine().ok_or_else(|| GuestError::Unavailable("the data plane is not running".into()))
+        self.engine()
+            .ok_or_else(|| GuestError::Unavailable("the data plane is not running".into()))
     }
 }
 
 #[async_trait]
 impl TransferBackend for TransferHandle {
-    async fn counterparty(&self, call: &CallContext, flow_id: &str) -> Result<Option<Counterparty>, GuestError> {
+    async fn counterparty(
+        &self,
+        call: &CallContext,
+        flow_id: &str,
+    ) -> Result<Option<Counterparty>, GuestError> {
         self.bound()?.counterparty(call, flow_id).await
     }
 
-    async fn report(&self, call: &CallContext, flow_id: &str, report: FlowReport) -> Result<(), GuestError> {
+    async fn report(
+        &self,
+        call: &CallContext,
+        flow_id: &str,
+        report: FlowReport,
+    ) -> Result<(), GuestError> {
         self.bound()?.report(call, flow_id, report).await
     }
 }

@@ -199,7 +199,9 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     match Value::deserialize(d)? {
         Value::String(s) => Ok(s),
         v @ (Value::Number(_) | Value::Bool(_)) => Ok(v.to_string()),
-        other => Err(serde::de::Error::custom(format!("expected a string, got {other}"))),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a string, got {other}"
+        ))),
     }
 }
 
@@ -234,7 +236,11 @@ impl WireDataAddress {
             endpoint: endpoint.to_owned(),
             endpoint_properties: properties
                 .iter()
-                .map(|(n, v)| WireProperty { kind: endpoint_property_type(), name: (*n).to_owned(), value: (*v).to_owned() })
+                .map(|(n, v)| WireProperty {
+                    kind: endpoint_property_type(),
+                    name: (*n).to_owned(),
+                    value: (*v).to_owned(),
+                })
                 .collect(),
         }
     }
@@ -250,15 +256,20 @@ impl WireDataAddress {
 
     /// The first property called `name`.
     pub fn property(&self, name: &str) -> Option<&str> {
-        self.endpoint_properties.iter().find(|p| p.name == name).map(|p| p.value.as_str())
+        self.endpoint_properties
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.value.as_str())
     }
 
     /// The address without secret properties.
     pub fn without_secrets(&self) -> Self {
         let mut public = self.clone();
-        public
-            .endpoint_properties
-            .retain(|p| !SECRET_PROPERTIES.iter().any(|s| s.eq_ignore_ascii_case(&p.name)));
+        public.endpoint_properties.retain(|p| {
+            !SECRET_PROPERTIES
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(&p.name))
+        });
         public
     }
 
@@ -268,7 +279,12 @@ impl WireDataAddress {
         let token = self.property("authorization")?;
         match self.property("authType") {
             Some(t) if !t.eq_ignore_ascii_case("bearer") => Some(token.to_owned()),
-            _ if token.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("bearer ")) => Some(token.to_owned()),
+            _ if token
+                .get(..7)
+                .is_some_and(|p| p.eq_ignore_ascii_case("bearer ")) =>
+            {
+                Some(token.to_owned())
+            }
             _ => Some(format!("Bearer {token}")),
         }
     }
@@ -282,7 +298,10 @@ impl WireDataAddress {
             endpoint_properties: public
                 .endpoint_properties
                 .into_iter()
-                .map(|p| Property { name: p.name, value: p.value })
+                .map(|p| Property {
+                    name: p.name,
+                    value: p.value,
+                })
                 .collect(),
         }
     }
@@ -296,7 +315,11 @@ impl WireDataAddress {
             endpoint_properties: a
                 .endpoint_properties
                 .iter()
-                .map(|p| WireProperty { kind: endpoint_property_type(), name: p.name.clone(), value: p.value.clone() })
+                .map(|p| WireProperty {
+                    kind: endpoint_property_type(),
+                    name: p.name.clone(),
+                    value: p.value.clone(),
+                })
                 .collect(),
         }
     }
@@ -306,7 +329,8 @@ impl WireDataAddress {
         if self.endpoint_type.trim().is_empty() {
             return Err("dataAddress.endpointType must not be empty".into());
         }
-        crate::auth::check_endpoint(&self.endpoint, allow_insecure).map_err(|e| format!("dataAddress.endpoint: {e}"))
+        crate::auth::check_endpoint(&self.endpoint, allow_insecure)
+            .map_err(|e| format!("dataAddress.endpoint: {e}"))
     }
 }
 
@@ -367,10 +391,14 @@ pub fn check_id(field: &str, value: &str) -> Result<(), DpsError> {
         return Err(DpsError::BadRequest(format!("`{field}` must not be empty")));
     }
     if value.len() > MAX_ID_BYTES {
-        return Err(DpsError::BadRequest(format!("`{field}` is longer than {MAX_ID_BYTES} bytes")));
+        return Err(DpsError::BadRequest(format!(
+            "`{field}` is longer than {MAX_ID_BYTES} bytes"
+        )));
     }
     if value.chars().any(|c| c.is_control() || c == '/') {
-        return Err(DpsError::BadRequest(format!("`{field}` must not contain `/` or control characters")));
+        return Err(DpsError::BadRequest(format!(
+            "`{field}` must not contain `/` or control characters"
+        )));
     }
     Ok(())
 }
@@ -379,7 +407,9 @@ fn object(field: &'static str, value: Option<Value>) -> Result<Map<String, Value
     match value {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(m)) => Ok(m),
-        Some(_) => Err(DpsError::BadRequest(format!("`{field}` must be a JSON object"))),
+        Some(_) => Err(DpsError::BadRequest(format!(
+            "`{field}` must be a JSON object"
+        ))),
     }
 }
 
@@ -389,7 +419,8 @@ impl FlowMessageIn {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Err(DpsError::BadRequest("a JSON body is required".into()));
         }
-        serde_json::from_slice(body).map_err(|e| DpsError::BadRequest(format!("malformed message: {e}")))
+        serde_json::from_slice(body)
+            .map_err(|e| DpsError::BadRequest(format!("malformed message: {e}")))
     }
 
     /// Checks required fields (`claims` may be absent: `{}`, for pre-RC3 control planes).
@@ -403,7 +434,9 @@ impl FlowMessageIn {
             (_, t) => required("profile", t)?,
         };
         let mode = Mode::of_profile(&profile).ok_or_else(|| {
-            DpsError::BadRequest(format!("profile {profile:?} names neither pull nor push (it must end in -pull or -push)"))
+            DpsError::BadRequest(format!(
+                "profile {profile:?} names neither pull nor push (it must end in -pull or -push)"
+            ))
         })?;
         let agreement_id = required("agreementId", self.agreement_id)?;
         let dataset_id = required("datasetId", self.dataset_id)?;
@@ -412,11 +445,14 @@ impl FlowMessageIn {
         let dataspace_context = required("dataspaceContext", self.dataspace_context)?;
         for (field, value) in [("agreementId", &agreement_id), ("datasetId", &dataset_id)] {
             if value.len() > MAX_ID_BYTES || value.contains('\0') {
-                return Err(DpsError::BadRequest(format!("`{field}` is longer than {MAX_ID_BYTES} bytes or contains NUL")));
+                return Err(DpsError::BadRequest(format!(
+                    "`{field}` is longer than {MAX_ID_BYTES} bytes or contains NUL"
+                )));
             }
         }
         if let Some(cb) = &self.callback_address {
-            crate::auth::check_endpoint(cb, allow_insecure).map_err(|e| DpsError::BadRequest(format!("callbackAddress: {e}")))?;
+            crate::auth::check_endpoint(cb, allow_insecure)
+                .map_err(|e| DpsError::BadRequest(format!("callbackAddress: {e}")))?;
         }
         let data_address = match self.data_address {
             Some(a) => {
@@ -460,10 +496,13 @@ impl SignalIn {
             return if empty_ok {
                 Ok(SignalIn::default())
             } else {
-                Err(DpsError::BadRequest("a JSON body with `messageId` is required".into()))
+                Err(DpsError::BadRequest(
+                    "a JSON body with `messageId` is required".into(),
+                ))
             };
         }
-        serde_json::from_slice(body).map_err(|e| DpsError::BadRequest(format!("malformed message: {e}")))
+        serde_json::from_slice(body)
+            .map_err(|e| DpsError::BadRequest(format!("malformed message: {e}")))
     }
 
     /// The message id, required unless `optional`.
@@ -538,7 +577,8 @@ impl ControlPlaneRegistrationIn {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Err(DpsError::BadRequest("a JSON body is required".into()));
         }
-        serde_json::from_slice(body).map_err(|e| DpsError::BadRequest(format!("malformed registration: {e}")))
+        serde_json::from_slice(body)
+            .map_err(|e| DpsError::BadRequest(format!("malformed registration: {e}")))
     }
 }
 
@@ -584,7 +624,12 @@ mod tests {
         assert_eq!(out["endpointProperties"][0]["@type"], "EndpointProperty");
         assert_eq!(a.authorization_header().as_deref(), Some("Bearer t"));
         assert!(a.without_secrets().property("authorization").is_none());
-        assert!(a.to_wit_public().endpoint_properties.iter().all(|p| p.name != "authorization"));
+        assert!(
+            a.to_wit_public()
+                .endpoint_properties
+                .iter()
+                .all(|p| p.name != "authorization")
+        );
     }
 
     #[test]
@@ -599,11 +644,18 @@ mod tests {
         assert_eq!(m.profile, "HttpData-PULL");
         assert_eq!(m.mode, Mode::Pull);
         assert_eq!(m.callback_address.as_deref(), Some("https://cp.example/cb"));
-        let missing = FlowMessageIn::parse(br#"{"messageId":"m","processId":"p"}"#).unwrap().validate(false);
+        let missing = FlowMessageIn::parse(br#"{"messageId":"m","processId":"p"}"#)
+            .unwrap()
+            .validate(false);
         assert!(matches!(missing, Err(DpsError::BadRequest(m)) if m.contains("profile")));
         let bad = FlowMessageIn::parse(br#"{"messageId": 5}"#);
         assert!(matches!(bad, Err(DpsError::BadRequest(_))));
-        let slash = FlowMessageIn { process_id: Some("a/b".into()), message_id: Some("m".into()), ..Default::default() }.validate(false);
+        let slash = FlowMessageIn {
+            process_id: Some("a/b".into()),
+            message_id: Some("m".into()),
+            ..Default::default()
+        }
+        .validate(false);
         assert!(matches!(slash, Err(DpsError::BadRequest(m)) if m.contains("processId")));
     }
 

@@ -16,7 +16,7 @@ use crate::engine::{Engine, segment};
 
 /// Extra time a claimed callback stays leased beyond the request timeout, so a slow
 /// worker's claim never lapses while its request is still running.
-pub(crate) const LEASE_MARGIN: Duration = Duration::from_secs(5);
+pub(crate) const LEASE_MARGIN: Duration = Duration::from_secs(2);
 
 /// Delay after the store failed before the worker tries again.
 pub(crate) const STORE_RETRY: Duration = Duration::from_secs(1);
@@ -45,7 +45,9 @@ async fn next_delay(engine: &Engine) -> Duration {
     match engine.store.next_callback_due().await {
         Ok(Some(at)) => {
             let until = at - weft_store::now();
-            Duration::try_from(until).unwrap_or(Duration::ZERO).min(poll)
+            Duration::try_from(until)
+                .unwrap_or(Duration::ZERO)
+                .min(poll)
         }
         Ok(None) => poll,
         Err(e) => {
@@ -57,10 +59,15 @@ async fn next_delay(engine: &Engine) -> Duration {
 
 /// Delivers one batch of due callbacks; `true` when the batch was full (more may wait).
 async fn deliver_due(engine: &Arc<Engine>) -> Result<bool, weft_store::StoreError> {
-    let due = engine.store.due_callbacks(weft_store::now(), CALLBACK_BATCH).await?;
+    let due = engine
+        .store
+        .due_callbacks(weft_store::now(), CALLBACK_BATCH)
+        .await?;
     let full = due.len() == CALLBACK_BATCH as usize;
     futures::stream::iter(due)
-        .for_each_concurrent(CALLBACK_CONCURRENCY, |cb| async move { deliver(engine, cb).await })
+        .for_each_concurrent(CALLBACK_CONCURRENCY, |cb| async move {
+            deliver(engine, cb).await
+        })
         .await;
     Ok(full)
 }
@@ -68,7 +75,11 @@ async fn deliver_due(engine: &Arc<Engine>) -> Result<bool, weft_store::StoreErro
 async fn deliver(engine: &Engine, cb: CallbackRecord) {
     let timeout = Duration::from_millis(engine.config.callbacks.timeout_ms);
     let lease = weft_store::now() + timeout + LEASE_MARGIN;
-    match engine.store.claim_callback(cb.id, cb.next_attempt_at, lease).await {
+    match engine
+        .store
+        .claim_callback(cb.id, cb.next_attempt_at, lease)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => {
@@ -97,7 +108,11 @@ async fn deliver(engine: &Engine, cb: CallbackRecord) {
                 tracing::warn!(target: "weft::dataplane", tenant = %cb.tenant_id, flow = %cb.flow_id, kind = %cb.kind,
                     attempts, retry_in_ms = backoff, "callback failed: {reason}");
             }
-            if let Err(e) = engine.store.reschedule_callback(cb.id, attempts, next, &reason, dead).await {
+            if let Err(e) = engine
+                .store
+                .reschedule_callback(cb.id, attempts, next, &reason, dead)
+                .await
+            {
                 tracing::error!(target: "weft::dataplane", "could not reschedule callback {}: {e}", cb.id);
             }
         }
@@ -112,7 +127,10 @@ async fn send(engine: &Engine, cb: &CallbackRecord, timeout: Duration) -> Result
         Ok(None) => return Ok(()),
         Err(e) => return Err(format!("store: {e}")),
     };
-    let known = engine.control_planes(&cb.tenant_id).await.map_err(|e| e.to_string())?;
+    let known = engine
+        .control_planes(&cb.tenant_id)
+        .await
+        .map_err(|e| e.to_string())?;
     let control_plane: Option<&KnownControlPlane> = flow
         .control_plane_id
         .as_deref()
@@ -121,11 +139,23 @@ async fn send(engine: &Engine, cb: &CallbackRecord, timeout: Duration) -> Result
     let base = match (&flow.callback_address, control_plane) {
         (Some(address), _) => address.clone(),
         (None, Some(cp)) => cp.endpoint.clone(),
-        (None, None) => return Err("no control plane is registered for the participant context".into()),
+        (None, None) => {
+            return Err("no control plane is registered for the participant context".into());
+        }
     };
-    let url = format!("{}/transfers/{}/dataflow/{}", base.trim_end_matches('/'), segment(&flow.id), cb.kind);
+    let url = format!(
+        "{}/transfers/{}/dataflow/{}",
+        base.trim_end_matches('/'),
+        segment(&flow.id),
+        cb.kind
+    );
     let authorization = match control_plane {
-        Some(cp) => engine.auth.callback_authorization(&cb.tenant_id, cp).await?,
+        Some(cp) => {
+            engine
+                .auth
+                .callback_authorization(&cb.tenant_id, cp)
+                .await?
+        }
         None => None,
     };
     let mut request = engine
@@ -135,11 +165,15 @@ async fn send(engine: &Engine, cb: &CallbackRecord, timeout: Duration) -> Result
         .body(cb.body_json.clone())
         .timeout(timeout);
     if let Some(value) = authorization {
-        let mut value = http::HeaderValue::from_str(&value).map_err(|_| "the callback authorization is not a header value")?;
+        let mut value = http::HeaderValue::from_str(&value)
+            .map_err(|_| "the callback authorization is not a header value")?;
         value.set_sensitive(true);
         request = request.header(http::header::AUTHORIZATION, value);
     }
-    let response = request.send().await.map_err(|e| format!("POST {url}: {}", e.without_url()))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("POST {url}: {}", e.without_url()))?;
     let status = response.status();
     if status.is_success() {
         return Ok(());

@@ -11,10 +11,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::http::{HeaderName, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use http_body_util::BodyExt;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
 use percent_encoding::percent_decode_str;
 use weft_runtime::Entry;
 use weft_runtime::config::CallLimits;
@@ -36,9 +38,14 @@ const STRIPPED_HEADERS: [HeaderName; 8] = [
     HeaderName::from_static("keep-alive"),
 ];
 
+/// Largest body of a GET or HEAD data request; it is read and ignored.
+pub const MAX_IGNORED_BODY_BYTES: usize = 64 * 1024;
+
 /// The data routes (state applied).
 pub(crate) fn router(engine: Arc<Engine>) -> Router {
-    Router::new().route("/data/{*path}", any(serve)).with_state(engine)
+    Router::new()
+        .route("/data/{*path}", any(serve))
+        .with_state(engine)
 }
 
 async fn serve(State(engine): State<Arc<Engine>>, request: Request) -> Response {
@@ -87,20 +94,28 @@ async fn data(engine: &Engine, request: Request) -> Result<Response, DpsError> {
         .store
         .flow_for_token(&token_hash(token))
         .await?
-        .ok_or_else(|| DpsError::Unauthorized("the token is not valid (unknown or revoked)".into()))?;
+        .ok_or_else(|| {
+            DpsError::Unauthorized("the token is not valid (unknown or revoked)".into())
+        })?;
     if owner.flow_id != flow_id {
-        return Err(DpsError::Forbidden("the token does not grant access to this flow".into()));
+        return Err(DpsError::Forbidden(
+            "the token does not grant access to this flow".into(),
+        ));
     }
     let flow = engine
         .store
         .get_flow(&owner.tenant_id, &flow_id)
         .await?
-        .ok_or_else(|| DpsError::Unauthorized("the token is not valid (unknown or revoked)".into()))?;
+        .ok_or_else(|| {
+            DpsError::Unauthorized("the token is not valid (unknown or revoked)".into())
+        })?;
     let state = FlowState::parse(&flow.state).unwrap_or(FlowState::Terminated);
     let role = Role::parse(&flow.role).unwrap_or(Role::Provider);
     let mode = Mode::parse(&flow.mode).unwrap_or(Mode::Pull);
     if !data_allowed(role, mode, state) {
-        return Err(DpsError::Forbidden(format!("data flow {flow_id} is {state}; it exchanges no data now")));
+        return Err(DpsError::Forbidden(format!(
+            "data flow {flow_id} is {state}; it exchanges no data now"
+        )));
     }
     let app = engine
         .apps_for(&owner.tenant_id)
@@ -122,7 +137,20 @@ async fn data(engine: &Engine, request: Request) -> Result<Response, DpsError> {
     parts.uri = format!("http://{authority}{path_and_query}")
         .parse()
         .map_err(|_| DpsError::BadRequest("the request path or Host header is malformed".into()))?;
-    let body = body.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())));
+    let body = if matches!(parts.method, Method::GET | Method::HEAD) {
+        // A GET/HEAD body means nothing: read it to its end before the app answers, so the
+        // connection is not closed under a client still finishing its (empty) body.
+        Limited::new(body, MAX_IGNORED_BODY_BYTES)
+            .collect()
+            .await
+            .map_err(|_| DpsError::TooLarge(MAX_IGNORED_BODY_BYTES))?;
+        Empty::<Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed_unsync()
+    } else {
+        body.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))
+            .boxed_unsync()
+    };
     let request = hyper::Request::from_parts(parts, body);
 
     let mut call = app.call.clone();
@@ -150,9 +178,15 @@ mod tests {
     #[test]
     fn paths_split_into_flow_and_suffix() {
         let uri: Uri = "/data/f%201/a/b?x=1".parse().unwrap();
-        assert_eq!(split_path(&uri).unwrap(), ("f 1".to_owned(), "/a/b?x=1".to_owned()));
+        assert_eq!(
+            split_path(&uri).unwrap(),
+            ("f 1".to_owned(), "/a/b?x=1".to_owned())
+        );
         let uri: Uri = "/data/f1?bytes=3".parse().unwrap();
-        assert_eq!(split_path(&uri).unwrap(), ("f1".to_owned(), "/?bytes=3".to_owned()));
+        assert_eq!(
+            split_path(&uri).unwrap(),
+            ("f1".to_owned(), "/?bytes=3".to_owned())
+        );
         let uri: Uri = "/data/".parse().unwrap();
         assert!(split_path(&uri).is_err());
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -19,7 +19,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use crate::auth::Caller;
 use crate::engine::{Ack, Engine, Initial, Signal, segment};
 use crate::error::DpsError;
-use crate::model::{ControlPlaneRegistrationIn, FlowMessageIn, SignalIn, StatusMessage, StatusResponse};
+use crate::model::{
+    ControlPlaneRegistrationIn, FlowMessageIn, SignalIn, StatusMessage, StatusResponse,
+};
 
 type Shared = State<Arc<Engine>>;
 
@@ -51,15 +53,20 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(DpsError::TooLarge(limit)),
-        Err(e) => Err(DpsError::BadRequest(format!("could not read the request body: {e}"))),
+        Err(e) => Err(DpsError::BadRequest(format!(
+            "could not read the request body: {e}"
+        ))),
     }
 }
 
 async fn authenticate(engine: &Engine, ctx: &str, headers: &HeaderMap) -> Result<Caller, DpsError> {
-    let authorization = match headers.get(header::AUTHORIZATION) {
-        None => None,
-        Some(v) => Some(v.to_str().map_err(|_| DpsError::Unauthorized("the Authorization header is not ASCII".into()))?),
-    };
+    let authorization =
+        match headers.get(header::AUTHORIZATION) {
+            None => None,
+            Some(v) => Some(v.to_str().map_err(|_| {
+                DpsError::Unauthorized("the Authorization header is not ASCII".into())
+            })?),
+        };
     engine.authenticate(ctx, authorization).await
 }
 
@@ -86,7 +93,14 @@ fn reply(result: Result<Response, DpsError>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn initial(engine: &Engine, ctx: &str, uri: &Uri, headers: &HeaderMap, body: Body, kind: Initial) -> Result<Response, DpsError> {
+async fn initial(
+    engine: &Engine,
+    ctx: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+    kind: Initial,
+) -> Result<Response, DpsError> {
     let caller = authenticate(engine, ctx, headers).await?;
     let bytes = read_body(headers, body, engine.config.max_signal_body_bytes).await?;
     let message = FlowMessageIn::parse(&bytes)?.validate(engine.config.allow_insecure_endpoints)?;
@@ -94,11 +108,23 @@ async fn initial(engine: &Engine, ctx: &str, uri: &Uri, headers: &HeaderMap, bod
     Ok(ack_response(uri, ack))
 }
 
-async fn prepare(State(engine): Shared, Path(ctx): Path<String>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+async fn prepare(
+    State(engine): Shared,
+    Path(ctx): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     reply(initial(&engine, &ctx, &uri, &headers, body, Initial::Prepare).await)
 }
 
-async fn start(State(engine): Shared, Path(ctx): Path<String>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+async fn start(
+    State(engine): Shared,
+    Path(ctx): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     reply(initial(&engine, &ctx, &uri, &headers, body, Initial::Start).await)
 }
 
@@ -125,20 +151,37 @@ async fn signal(
     let bytes = read_body(headers, body, engine.config.max_signal_body_bytes).await?;
     // `/completed` may come with an empty body or `{}` (the test kit sends `{}`).
     let input = SignalIn::parse(&bytes, matches!(kind, Kind::Completed))?;
-    let normalized = |a: Option<crate::model::WireDataAddress>| a.map(crate::model::WireDataAddress::normalized);
+    let normalized =
+        |a: Option<crate::model::WireDataAddress>| a.map(crate::model::WireDataAddress::normalized);
     let signal = match kind {
-        Kind::Completed => Signal::Completed { message_id: input.message_id(true)? },
-        Kind::Started => Signal::Started { message_id: required_id(&input)?, address: normalized(input.data_address) },
-        Kind::Suspend => Signal::Suspend { message_id: required_id(&input)?, reason: input.reason() },
-        Kind::Resume => Signal::Resume { message_id: required_id(&input)?, address: normalized(input.data_address) },
-        Kind::Terminate => Signal::Terminate { message_id: required_id(&input)?, reason: input.reason() },
+        Kind::Completed => Signal::Completed {
+            message_id: input.message_id(true)?,
+        },
+        Kind::Started => Signal::Started {
+            message_id: required_id(&input)?,
+            address: normalized(input.data_address),
+        },
+        Kind::Suspend => Signal::Suspend {
+            message_id: required_id(&input)?,
+            reason: input.reason(),
+        },
+        Kind::Resume => Signal::Resume {
+            message_id: required_id(&input)?,
+            address: normalized(input.data_address),
+        },
+        Kind::Terminate => Signal::Terminate {
+            message_id: required_id(&input)?,
+            reason: input.reason(),
+        },
     };
     let ack = engine.signal(ctx, id, signal).await?;
     Ok(ack_response(uri, ack))
 }
 
 fn required_id(input: &SignalIn) -> Result<String, DpsError> {
-    input.message_id(false)?.ok_or_else(|| DpsError::BadRequest("`messageId` is required".into()))
+    input
+        .message_id(false)?
+        .ok_or_else(|| DpsError::BadRequest("`messageId` is required".into()))
 }
 
 macro_rules! signal_handler {
@@ -146,7 +189,7 @@ macro_rules! signal_handler {
         async fn $name(
             State(engine): Shared,
             Path((ctx, id)): Path<(String, String)>,
-            uri: Uri,
+            OriginalUri(uri): OriginalUri,
             headers: HeaderMap,
             body: Body,
         ) -> Response {
@@ -161,32 +204,54 @@ signal_handler!(resume, Kind::Resume);
 signal_handler!(terminate, Kind::Terminate);
 signal_handler!(completed, Kind::Completed);
 
-async fn status(State(engine): Shared, Path((ctx, id)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn status(
+    State(engine): Shared,
+    Path((ctx, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     reply(
         async {
             authenticate(&engine, &ctx, &headers).await?;
             let state = engine.status(&ctx, &id).await?;
-            Ok(axum::Json(StatusResponse { data_flow_id: id.clone(), state }).into_response())
+            Ok(axum::Json(StatusResponse {
+                data_flow_id: id.clone(),
+                state,
+            })
+            .into_response())
         }
         .await,
     )
 }
 
-async fn register(State(engine): Shared, Path(ctx): Path<String>, headers: HeaderMap, body: Body) -> Response {
+async fn register(
+    State(engine): Shared,
+    Path(ctx): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     reply(
         async {
             let caller = authenticate(&engine, &ctx, &headers).await?;
             let bytes = read_body(&headers, body, engine.config.max_signal_body_bytes).await?;
             let message = ControlPlaneRegistrationIn::parse(&bytes)?;
             let id = message.controlplane_id.clone().unwrap_or_default();
-            let created = engine.register_control_plane(&ctx, &caller, message).await?;
-            Ok(axum::Json(serde_json::json!({ "controlplaneId": id, "created": created })).into_response())
+            let created = engine
+                .register_control_plane(&ctx, &caller, message)
+                .await?;
+            Ok(
+                axum::Json(serde_json::json!({ "controlplaneId": id, "created": created }))
+                    .into_response(),
+            )
         }
         .await,
     )
 }
 
-async fn unregister(State(engine): Shared, Path((ctx, cp)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn unregister(
+    State(engine): Shared,
+    Path((ctx, cp)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     reply(
         async {
             let caller = authenticate(&engine, &ctx, &headers).await?;

@@ -52,7 +52,9 @@ async fn get(url: &str, token: Option<&str>) -> reqwest::Response {
 async fn pull_token(host: &Host, ctx: &str, id: &str) -> String {
     let r = host.client(ctx).start(&flow_message(id, "a", PULL)).await;
     assert_status_message(&r, 200, id, "STARTED");
-    property(&r.body["dataAddress"], "authorization").unwrap().to_owned()
+    property(&r.body["dataAddress"], "authorization")
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,13 +75,25 @@ async fn pull_tokens_are_bound_to_their_flow_and_tenant_and_die_with_it() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-weft-tenant"], PROVIDER);
     assert_eq!(r.headers()["x-weft-flow"], "shared");
-    assert_eq!(r.bytes().await.unwrap().as_ref(), b"abcdefghijklmnopqrstuvwxyzabcd");
+    assert_eq!(
+        r.bytes().await.unwrap().as_ref(),
+        b"abcdefghijklmnopqrstuvwxyzabcd"
+    );
     let r = get(&url("shared"), Some(&b)).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["x-weft-tenant"], CONSUMER, "B's token reaches only B's app");
+    assert_eq!(
+        r.headers()["x-weft-tenant"],
+        CONSUMER,
+        "B's token reaches only B's app"
+    );
     assert_eq!(r.bytes().await.unwrap().len(), 1024);
     // Paths below the flow reach the app too.
-    assert_eq!(get(&format!("{}/sub/path?bytes=3", url("shared")), Some(&a)).await.status(), 200);
+    assert_eq!(
+        get(&format!("{}/sub/path?bytes=3", url("shared")), Some(&a))
+            .await
+            .status(),
+        200
+    );
 
     // Missing, malformed and unknown tokens: 401; another flow's token: 403.
     let missing = get(&url("shared"), None).await;
@@ -87,7 +101,10 @@ async fn pull_tokens_are_bound_to_their_flow_and_tenant_and_die_with_it() {
     assert_eq!(missing.headers()["www-authenticate"], "Bearer");
     assert!(missing.json::<Value>().await.unwrap()["error"].is_string());
     assert_eq!(get(&url("shared"), Some("not-a-token")).await.status(), 401);
-    assert_eq!(get(&url("shared"), Some(&"x".repeat(5000))).await.status(), 401);
+    assert_eq!(
+        get(&url("shared"), Some(&"x".repeat(5000))).await.status(),
+        401
+    );
     let cross = get(&url("other"), Some(&a)).await;
     assert_eq!(cross.status(), 403);
     assert!(cross.json::<Value>().await.unwrap()["error"].is_string());
@@ -98,18 +115,34 @@ async fn pull_tokens_are_bound_to_their_flow_and_tenant_and_die_with_it() {
     let dps = host.client(PROVIDER);
     assert_eq!(dps.signal("shared", "suspend", json!({})).await.status, 200);
     assert_eq!(get(&url("shared"), Some(&a)).await.status(), 401);
-    assert_eq!(host.store.count_flow_tokens(PROVIDER, "shared").await.unwrap(), 0);
+    assert_eq!(
+        host.store
+            .count_flow_tokens(PROVIDER, "shared")
+            .await
+            .unwrap(),
+        0
+    );
     let resumed = dps.signal("shared", "resume", json!({})).await;
-    let a_new = property(&resumed.body["dataAddress"], "authorization").unwrap().to_owned();
+    let a_new = property(&resumed.body["dataAddress"], "authorization")
+        .unwrap()
+        .to_owned();
     assert_eq!(get(&url("shared"), Some(&a)).await.status(), 401);
     assert_eq!(get(&url("shared"), Some(&a_new)).await.status(), 200);
     // B's flow of the same id was never touched.
     assert_eq!(get(&url("shared"), Some(&b)).await.status(), 200);
 
     // Terminate and complete revoke too.
-    assert_eq!(dps.signal("shared", "terminate", json!({})).await.status, 200);
+    assert_eq!(
+        dps.signal("shared", "terminate", json!({})).await.status,
+        200
+    );
     assert_eq!(get(&url("shared"), Some(&a_new)).await.status(), 401);
-    assert_eq!(dps.post("/dataflows/other/completed", &json!({})).await.status, 200);
+    assert_eq!(
+        dps.post("/dataflows/other/completed", &json!({}))
+            .await
+            .status,
+        200
+    );
     assert_eq!(get(&url("other"), Some(&a2)).await.status(), 401);
 
     // The database holds only hashes: no token in any column of any table.
@@ -130,7 +163,10 @@ async fn pull_tokens_are_bound_to_their_flow_and_tenant_and_die_with_it() {
 }
 
 fn hex_sha256(s: &str) -> String {
-    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,11 +180,18 @@ async fn consumers_pull_through_transfer_send_and_providers_push_into_consumer_a
 
     // Pull: the consumer prepares, the provider starts, the consumer gets /started with the
     // provider's address (as its control plane would relay it).
-    assert_status_message(&consumer.prepare(&flow_message("c-pull", "a", PULL)).await, 200, "c-pull", "PREPARED");
+    assert_status_message(
+        &consumer.prepare(&flow_message("c-pull", "a", PULL)).await,
+        200,
+        "c-pull",
+        "PREPARED",
+    );
     let started = provider.start(&flow_message("p-pull", "a", PULL)).await;
     let address = started.body["dataAddress"].clone();
     let token = property(&address, "authorization").unwrap().to_owned();
-    let r = consumer.signal("c-pull", "started", json!({ "dataAddress": address })).await;
+    let r = consumer
+        .signal("c-pull", "started", json!({ "dataAddress": address }))
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
     // The app sees the address without its token, in the hook and through the import.
     let hooks = host.hooks(CONSUMER, "c-pull").await;
@@ -157,19 +200,50 @@ async fn consumers_pull_through_transfer_send_and_providers_push_into_consumer_a
     assert!(property(seen, "authorization").is_none(), "{seen}");
     let (status, v) = host.app_api(CONSUMER, "GET", "/address/c-pull", None).await;
     assert_eq!(status, 200);
-    assert_eq!(v["address"]["endpoint"], format!("{}/data/p-pull", host.url));
-    assert_eq!(property(&json!({ "endpointProperties": v["address"]["endpointProperties"] }), "authType"), Some("bearer"));
-    assert!(!v.to_string().contains(&token), "the token reached the app: {v}");
+    assert_eq!(
+        v["address"]["endpoint"],
+        format!("{}/data/p-pull", host.url)
+    );
+    assert_eq!(
+        property(
+            &json!({ "endpointProperties": v["address"]["endpointProperties"] }),
+            "authType"
+        ),
+        Some("bearer")
+    );
+    assert!(
+        !v.to_string().contains(&token),
+        "the token reached the app: {v}"
+    );
     // transfer.send reaches the provider with the token attached by the host.
-    let (status, body) = host.app_api_raw(CONSUMER, "GET", "/fetch/c-pull?path=/%3Fbytes%3D52", None).await;
+    let (status, body) = host
+        .app_api_raw(CONSUMER, "GET", "/fetch/c-pull?path=/%3Fbytes%3D52", None)
+        .await;
     assert_eq!(status, 200, "{body:?}");
-    assert_eq!(body.as_ref(), b"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz");
+    assert_eq!(
+        body.as_ref(),
+        b"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"
+    );
     // Once the provider terminates, the consumer's requests are refused by the provider.
-    assert_eq!(provider.signal("p-pull", "terminate", json!({})).await.status, 200);
-    let (status, _) = host.app_api_raw(CONSUMER, "GET", "/fetch/c-pull", None).await;
+    assert_eq!(
+        provider
+            .signal("p-pull", "terminate", json!({}))
+            .await
+            .status,
+        200
+    );
+    let (status, _) = host
+        .app_api_raw(CONSUMER, "GET", "/fetch/c-pull", None)
+        .await;
     assert_eq!(status, 401);
     // And a terminated consumer flow has no counterparty for the app any more.
-    assert_eq!(consumer.signal("c-pull", "terminate", json!({})).await.status, 200);
+    assert_eq!(
+        consumer
+            .signal("c-pull", "terminate", json!({}))
+            .await
+            .status,
+        200
+    );
     let (_, v) = host.app_api(CONSUMER, "GET", "/address/c-pull", None).await;
     assert_eq!(v["error"], "conflict", "{v}");
 
@@ -179,22 +253,42 @@ async fn consumers_pull_through_transfer_send_and_providers_push_into_consumer_a
     assert_status_message(&prepared, 200, "c-push", "PREPARED");
     let push_address = prepared.body["dataAddress"].clone();
     let push_token = property(&push_address, "authorization").unwrap().to_owned();
-    let r = provider.start(&push_start("p-push", "a", push_address)).await;
+    let r = provider
+        .start(&push_start("p-push", "a", push_address))
+        .await;
     assert_status_message(&r, 200, "p-push", "STARTED");
-    let (status, v) = host.app_api(PROVIDER, "POST", "/push/p-push?bytes=100000", None).await;
+    let (status, v) = host
+        .app_api(PROVIDER, "POST", "/push/p-push?bytes=100000", None)
+        .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["received"], 100_000);
     let (_, v) = host.app_api(CONSUMER, "GET", "/pushed/c-push", None).await;
     assert_eq!(v["total"], 100_000);
     // The consumer's /started comes later; pushing keeps working, until completion.
-    assert_eq!(consumer.signal("c-push", "started", json!({})).await.status, 200);
-    let (_, v) = host.app_api(PROVIDER, "POST", "/push/p-push?bytes=10", None).await;
+    assert_eq!(
+        consumer.signal("c-push", "started", json!({})).await.status,
+        200
+    );
+    let (_, v) = host
+        .app_api(PROVIDER, "POST", "/push/p-push?bytes=10", None)
+        .await;
     assert_eq!(v["total"], 100_010);
-    assert_eq!(consumer.post("/dataflows/c-push/completed", &json!({})).await.status, 200);
-    let (status, _) = host.app_api(PROVIDER, "POST", "/push/p-push?bytes=10", None).await;
+    assert_eq!(
+        consumer
+            .post("/dataflows/c-push/completed", &json!({}))
+            .await
+            .status,
+        200
+    );
+    let (status, _) = host
+        .app_api(PROVIDER, "POST", "/push/p-push?bytes=10", None)
+        .await;
     assert_eq!(status, 401);
     let logged = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
-    assert!(!logged.contains(&token) && !logged.contains(&push_token), "a token was logged");
+    assert!(
+        !logged.contains(&token) && !logged.contains(&push_token),
+        "a token was logged"
+    );
     host.stop().await;
     db.cleanup().await;
 }

@@ -21,6 +21,8 @@ enum Command {
     /// Run Weft with a local identity provider and control plane stand-in, demo tenants
     /// and the bundled plugins.
     Sandbox(weft::sandbox::SandboxArgs),
+    /// Measure Weft's costs against raw-wasmtime and native baselines (use a release build).
+    Bench(weft::bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,6 +34,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => weft::serve(args).await,
             Command::Sandbox(args) => weft::sandbox::run(args).await,
+            Command::Bench(args) => weft::bench::run(args).await,
         }
     })
 }

@@ -28,18 +28,25 @@ struct DemoTenant {
     apps: &'static [&'static str],
 }
 
-const DEMO_TENANTS: [DemoTenant; 2] = [
+const DEMO_TENANTS: [DemoTenant; 3] = [
     DemoTenant {
         id: "supplier",
         name: "Supplier",
-        bpn: "BPNL000000000001",
-        apps: &["hello"],
+        bpn: "BPNL00000000SUPP",
+        apps: &["hello", "ccm"],
     },
     DemoTenant {
         id: "oem",
         name: "OEM",
-        bpn: "BPNL000000000002",
-        apps: &["hello"],
+        bpn: "BPNL000000000OEM",
+        apps: &["hello", "ccm"],
+    },
+    // For the DPS test kit or any control plane: every http-pull/push flow is accepted.
+    DemoTenant {
+        id: "dps-test",
+        name: "DPS test",
+        bpn: "BPNL00000000DPST",
+        apps: &["dps-conformance"],
     },
 ];
 
@@ -128,10 +135,14 @@ impl Stack {
             ..SandboxConfig::default()
         };
         for t in &DEMO_TENANTS {
+            // What Catena-X policies check: membership, the framework agreement and the
+            // purpose the participant signed up for.
             sandbox_config.participants.push(
                 ParticipantSpec::new(t.id, did(t.id))
                     .with_bpn(t.bpn)
-                    .with_attribute("MembershipCredential", "active"),
+                    .with_attribute("MembershipCredential", "active")
+                    .with_attribute("FrameworkAgreement", "DataExchangeGovernance:1.0")
+                    .with_attribute("UsagePurpose", "cx.ccm.base:1"),
             );
             sandbox_config.clients.push(ClientSpec::participant(
                 format!("{}-client", t.id),
@@ -140,6 +151,13 @@ impl Stack {
                 &TENANT_SCOPES,
             ));
         }
+        // Static tokens between the control plane and Weft's data plane, both ways.
+        let signal_auth = format!("Bearer {}", random_hex(24));
+        let callback_auth = format!("Bearer {}", random_hex(24));
+        sandbox_config.dataplane_authorization = Some(signal_auth.clone());
+        sandbox_config.signaling_auth = weft_sandbox::SignalingAuth::StaticToken {
+            authorization: callback_auth.clone(),
+        };
         let dataspace = Sandbox::start(sandbox_config)
             .await
             .context("starting the dataspace stand-in")?;
@@ -161,10 +179,12 @@ impl Stack {
         let server = weft_server::ServerConfig::with_data_dir(&data_dir);
         let runtime = weft_runtime::config::RuntimeConfig::default();
         let management = management_config(&urls.management, &urls.token, &base, &data_dir)?;
+        let data_plane = data_plane_config(&base, &urls.signaling, &signal_auth, &callback_auth)?;
         let assembled = crate::wiring::Assembled::build(
             weft_server::WeftOptions::new(server, auth, runtime),
             crate::wiring::Parts {
                 management: Some(management),
+                data_plane: Some(data_plane),
             },
         )
         .await?;
@@ -175,7 +195,25 @@ impl Stack {
         }));
 
         let admin_token = dataspace.admin_token()?;
-        provision(&base, &admin_token)
+        let dsp = |id: &str| dataspace.urls().dsp_address(id);
+        let app_config = |t: &DemoTenant, app: &str| match app {
+            // CCM knows its own DSP address (for senderFeedbackUrl) and its partners.
+            "ccm" => {
+                let partners: serde_json::Map<String, Value> = DEMO_TENANTS
+                    .iter()
+                    .filter(|p| p.id != t.id && p.apps.contains(&"ccm"))
+                    .map(|p| {
+                        (
+                            p.bpn.to_string(),
+                            json!({"dspAddress": dsp(p.id), "did": did(p.id)}),
+                        )
+                    })
+                    .collect();
+                json!({"bpnl": t.bpn, "dspAddress": dsp(t.id), "partners": partners})
+            }
+            _ => json!({}),
+        };
+        provision(&base, &admin_token, app_config)
             .await
             .context("provisioning the demo tenants")?;
 
@@ -193,6 +231,7 @@ impl Stack {
                     "clientSecret": format!("{}-secret", t.id),
                     "apps": format!("{base}/tenants/{}/apps", t.id),
                     "managementApi": format!("{}/v5beta/participants/{}", urls.management, t.id),
+                    "dps": format!("{base}/dps/{}", t.id),
                     "dsp": dataspace.urls().dsp_address(t.id),
                 }),
             );
@@ -203,6 +242,8 @@ impl Stack {
                 "admin": format!("{base}/admin"),
                 "tenants": format!("{base}/tenants"),
                 "openapi": format!("{base}/openapi.json"),
+                "publicData": format!("{base}/data"),
+                "dpsAuthorization": signal_auth,
             },
             "identityProvider": {
                 "issuer": urls.issuer,
@@ -309,13 +350,44 @@ fn management_config(
     Ok(toml::Value::Table(doc).try_into()?)
 }
 
+/// The data plane of the sandbox: the stand-in's control plane is the control plane of
+/// every context, with static tokens both ways.
+fn data_plane_config(
+    base: &str,
+    signaling: &str,
+    signal_auth: &str,
+    callback_auth: &str,
+) -> anyhow::Result<weft_dataplane::DataPlaneConfig> {
+    let doc = toml::toml! {
+        public-url = base
+        // The stand-in speaks plain http on loopback.
+        allow-insecure-endpoints = true
+        [[control-planes]]
+        id = "sandbox-control-plane"
+        endpoint = signaling
+        contexts = ["*"]
+        authorization = { type = "static_token", authorization = signal_auth, callbackAuthorization = callback_auth }
+    };
+    Ok(toml::Value::Table(doc).try_into()?)
+}
+
+fn random_hex(bytes: usize) -> String {
+    (0..bytes)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
+}
+
 fn did(id: &str) -> String {
     format!("did:web:localhost:{id}")
 }
 
 /// Creates the demo tenants, installs the bundled plugins and enables them, through
 /// Weft's own admin API (idempotent across restarts on the same data directory).
-async fn provision(base: &str, admin_token: &str) -> anyhow::Result<()> {
+async fn provision(
+    base: &str,
+    admin_token: &str,
+    app_config: impl Fn(&DemoTenant, &str) -> Value,
+) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     for plugin in weft_bundle::all() {
         let asks = weft_runtime::manifest::Manifest::parse(plugin.manifest)?.capabilities;
@@ -348,7 +420,7 @@ async fn provision(base: &str, admin_token: &str) -> anyhow::Result<()> {
             let resp = http
                 .put(format!("{base}/admin/tenants/{}/apps/{app}", t.id))
                 .bearer_auth(admin_token)
-                .json(&json!({"config": {"bpnl": t.bpn}}))
+                .json(&json!({"config": app_config(t, app)}))
                 .send()
                 .await?;
             expect_ok(resp, &format!("enabling {app} for {}", t.id)).await?;

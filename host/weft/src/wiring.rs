@@ -18,15 +18,20 @@ pub const DATAPLANE_RECONCILE_INTERVAL: Duration = Duration::from_secs(10);
 /// The parts of a Weft beyond the server itself.
 #[derive(Default)]
 pub struct Parts {
+    /// The Management API bridge and event hub (`[management]`).
     pub management: Option<weft_management::ManagementConfig>,
+    /// The DPS data plane (`[data-plane]`).
+    pub data_plane: Option<weft_dataplane::DataPlaneConfig>,
 }
 
 /// A running Weft with its background tasks; dropping it stops them.
 pub struct Assembled {
     pub weft: Weft,
     pub management: Option<ManagementClient>,
+    pub data_plane: Option<weft_dataplane::DataPlane>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _hub: Option<weft_management::HubTasks>,
+    _workers: Option<weft_dataplane::Workers>,
 }
 
 impl Drop for Assembled {
@@ -62,7 +67,23 @@ impl Assembled {
             }
             None => None,
         };
+        let transfer = weft_dataplane::TransferHandle::new();
+        if parts.data_plane.is_some() {
+            options.transfer = Some(Arc::new(transfer.clone()));
+        }
         let mut weft = Weft::new(options).await.context("starting Weft")?;
+        let (data_plane, workers) = match parts.data_plane {
+            Some(config) => {
+                let directory = Arc::new(WeftDirectory { weft: weft.clone() });
+                let dp = weft_dataplane::DataPlane::new(store.clone(), directory, config)
+                    .context("[data-plane] configuration")?;
+                transfer.bind(&dp);
+                weft.merge_router(dp.router());
+                let workers = dp.start_workers();
+                (Some(dp), Some(workers))
+            }
+            None => (None, None),
+        };
         let mut tasks = Vec::new();
         let mut hub_tasks = None;
         if let Some(client) = &management {
@@ -83,8 +104,10 @@ impl Assembled {
         Ok(Assembled {
             weft,
             management,
+            data_plane,
             tasks,
             _hub: hub_tasks,
+            _workers: workers,
         })
     }
 }
@@ -173,5 +196,55 @@ impl EventTargets for WeftTargets {
             event,
         )
         .await
+    }
+}
+
+/// The server's tenants and enabled apps, as the data plane sees them.
+struct WeftDirectory {
+    weft: Weft,
+}
+
+#[async_trait::async_trait]
+impl weft_dataplane::AppDirectory for WeftDirectory {
+    fn runtime(&self) -> Arc<weft_runtime::Runtime> {
+        self.weft.runtime().clone()
+    }
+
+    async fn apps_for(
+        &self,
+        ctx: &str,
+    ) -> Result<Vec<weft_dataplane::TenantApp>, weft_dataplane::DirectoryError> {
+        let unavailable =
+            |e: weft_store::StoreError| weft_dataplane::DirectoryError::Unavailable(e.to_string());
+        match self
+            .weft
+            .store()
+            .get_tenant(ctx)
+            .await
+            .map_err(unavailable)?
+        {
+            Some(t) if t.active => {}
+            _ => {
+                return Err(weft_dataplane::DirectoryError::UnknownTenant(
+                    ctx.to_string(),
+                ));
+            }
+        }
+        let mut apps = Vec::new();
+        for e in self
+            .weft
+            .store()
+            .list_enablements_for_tenant(ctx)
+            .await
+            .map_err(unavailable)?
+        {
+            if let Ok(resolved) = self.weft.resolve(ctx, &e.plugin_id, Entry::DataFlows).await {
+                apps.push(weft_dataplane::TenantApp {
+                    plugin: resolved.plugin,
+                    call: resolved.call,
+                });
+            }
+        }
+        Ok(apps)
     }
 }

@@ -17,8 +17,8 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use weft_dataplane::{
-    AppDirectory, ControlPlaneSeed, CpAuthorization, DataPlane, DataPlaneConfig, DirectoryError, TenantApp,
-    TransferHandle, Workers,
+    AppDirectory, ControlPlaneSeed, CpAuthorization, DataPlane, DataPlaneConfig, DirectoryError,
+    TenantApp, TransferHandle, Workers,
 };
 use weft_runtime::config::RuntimeConfig;
 use weft_runtime::{CallContext, Entry, Registry, Runtime, Services, Tenant};
@@ -44,7 +44,12 @@ pub struct TestDirectory {
 
 impl TestDirectory {
     pub fn enable(&self, ctx: &str, plugin: &str) {
-        self.tenants.lock().unwrap().entry(ctx.to_owned()).or_default().push(plugin.to_owned());
+        self.tenants
+            .lock()
+            .unwrap()
+            .entry(ctx.to_owned())
+            .or_default()
+            .push(plugin.to_owned());
     }
 
     pub fn registry(&self) -> &Registry {
@@ -52,10 +57,19 @@ impl TestDirectory {
     }
 
     /// A call context for `ctx` and `plugin` (grants from the manifest).
-    pub fn call(&self, ctx: &str, plugin: &str, entry: Entry) -> (Arc<weft_runtime::LoadedPlugin>, CallContext) {
+    pub fn call(
+        &self,
+        ctx: &str,
+        plugin: &str,
+        entry: Entry,
+    ) -> (Arc<weft_runtime::LoadedPlugin>, CallContext) {
         let p = self.registry.active(plugin).unwrap();
         let mut call = CallContext::new(
-            Tenant { participant_context_id: ctx.to_owned(), did: format!("did:web:{ctx}"), bpn: None },
+            Tenant {
+                participant_context_id: ctx.to_owned(),
+                did: format!("did:web:{ctx}"),
+                bpn: None,
+            },
             entry,
         );
         call.grants = Arc::new(p.manifest.capabilities.clone());
@@ -105,11 +119,16 @@ pub struct Host {
 
 /// A test config: insecure endpoints allowed, fast callbacks, the CP seeded for every context.
 pub fn config(cp_url: &str) -> DataPlaneConfig {
-    let mut c = DataPlaneConfig { allow_insecure_endpoints: true, ..DataPlaneConfig::default() };
+    let mut c = DataPlaneConfig {
+        allow_insecure_endpoints: true,
+        ..DataPlaneConfig::default()
+    };
     c.callbacks.initial_backoff_ms = 20;
     c.callbacks.max_backoff_ms = 200;
     c.callbacks.poll_ms = 50;
     c.callbacks.settle_ms = 10;
+    // A crash mid-delivery leaves the callback leased for this long (plus a margin).
+    c.callbacks.timeout_ms = 1_000;
     c.control_planes.push(ControlPlaneSeed {
         id: CP_ID.to_owned(),
         endpoint: cp_url.to_owned(),
@@ -126,7 +145,11 @@ impl Host {
         Self::start_with(db, config, |_| {}).await
     }
 
-    pub async fn start_with(db: &Db, mut config: DataPlaneConfig, tweak: impl FnOnce(&TestDirectory)) -> Host {
+    pub async fn start_with(
+        db: &Db,
+        mut config: DataPlaneConfig,
+        tweak: impl FnOnce(&TestDirectory),
+    ) -> Host {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         config.public_url = url.clone();
@@ -134,18 +157,32 @@ impl Host {
         let transfer = TransferHandle::new();
         let mut services = Services::in_memory();
         services.transfer = Arc::new(transfer.clone());
-        let mut rc = RuntimeConfig { cache_dir: Some(cache_dir()), ..RuntimeConfig::default() };
+        let mut rc = RuntimeConfig {
+            cache_dir: Some(cache_dir()),
+            ..RuntimeConfig::default()
+        };
         rc.pool.enabled = false;
         let runtime = Runtime::new(rc, services).unwrap();
         let registry = Registry::new(runtime.clone());
         for b in [weft_bundle::DPS_CONFORMANCE, weft_bundle::HELLO] {
-            let p = registry.install(b.wasm.to_vec(), b.manifest.to_owned(), None).await.unwrap();
+            let p = registry
+                .install(b.wasm.to_vec(), b.manifest.to_owned(), None)
+                .await
+                .unwrap();
             registry.activate(p.id(), &p.version()).unwrap();
         }
-        let directory = Arc::new(TestDirectory { runtime, registry, tenants: Mutex::new(HashMap::new()) });
+        let directory = Arc::new(TestDirectory {
+            runtime,
+            registry,
+            tenants: Mutex::new(HashMap::new()),
+        });
         directory.enable(PROVIDER, "dps-conformance");
         directory.enable(CONSUMER, "dps-conformance");
-        directory.tenants.lock().unwrap().insert(EMPTY.to_owned(), Vec::new());
+        directory
+            .tenants
+            .lock()
+            .unwrap()
+            .insert(EMPTY.to_owned(), Vec::new());
         tweak(&directory);
 
         let store = db.open().await;
@@ -156,7 +193,14 @@ impl Host {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Host { dp, url, directory, store, server, workers: Some(workers) }
+        Host {
+            dp,
+            url,
+            directory,
+            store,
+            server,
+            workers: Some(workers),
+        }
     }
 
     /// Stops the server and workers and closes the store (a host crash, as far as the
@@ -169,17 +213,34 @@ impl Host {
     }
 
     pub fn client(&self, ctx: &str) -> Dps {
-        Dps { http: reqwest::Client::new(), base: format!("{}/dps/{ctx}", self.url), auth: None }
+        Dps {
+            http: reqwest::Client::new(),
+            base: format!("{}/dps/{ctx}", self.url),
+            auth: None,
+        }
     }
 
     /// Calls the conformance app's tenant API as `ctx`.
-    pub async fn app_api(&self, ctx: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn app_api(
+        &self,
+        ctx: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let (status, bytes) = self.app_api_raw(ctx, method, path, body).await;
-        let value = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         (status, value)
     }
 
-    pub async fn app_api_raw(&self, ctx: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Bytes) {
+    pub async fn app_api_raw(
+        &self,
+        ctx: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Bytes) {
         let (plugin, call) = self.directory.call(ctx, "dps-conformance", Entry::Api);
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let request = hyper::Request::builder()
@@ -197,7 +258,9 @@ impl Host {
 
     /// The hooks the conformance app recorded for a flow of `ctx`.
     pub async fn hooks(&self, ctx: &str, flow: &str) -> Vec<Value> {
-        let (status, v) = self.app_api(ctx, "GET", &format!("/hooks/{flow}"), None).await;
+        let (status, v) = self
+            .app_api(ctx, "GET", &format!("/hooks/{flow}"), None)
+            .await;
         assert_eq!(status, 200, "{v}");
         v.as_array().unwrap().clone()
     }
@@ -241,12 +304,25 @@ impl Dps {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.unwrap();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
-        Reply { status, headers, body }
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
-        self.send(reqwest::Method::POST, path, Some(body.to_string().into_bytes())).await
+        self.send(
+            reqwest::Method::POST,
+            path,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
     }
 
     pub async fn prepare(&self, body: &Value) -> Reply {
@@ -267,7 +343,12 @@ impl Dps {
     }
 
     pub async fn status(&self, id: &str) -> Reply {
-        self.send(reqwest::Method::GET, &format!("/dataflows/{id}/status"), None).await
+        self.send(
+            reqwest::Method::GET,
+            &format!("/dataflows/{id}/status"),
+            None,
+        )
+        .await
     }
 
     /// Asserts the flow's status is `state`.
@@ -317,18 +398,28 @@ pub fn assert_status_message(r: &Reply, status: u16, id: &str, state: &str) {
     assert_eq!(r.status, status, "{r:?}");
     assert_eq!(r.body["dataFlowId"], id, "{r:?}");
     assert_eq!(r.body["state"], state, "{r:?}");
-    assert!(r.body["messageId"].as_str().is_some_and(|m| !m.is_empty()), "{r:?}");
+    assert!(
+        r.body["messageId"].as_str().is_some_and(|m| !m.is_empty()),
+        "{r:?}"
+    );
 }
 
 /// Checks a reply is a JSON error with `status`.
 pub fn assert_error(r: &Reply, status: u16) {
     assert_eq!(r.status, status, "{r:?}");
-    assert!(r.body["error"].as_str().is_some_and(|m| !m.is_empty()), "error body: {r:?}");
+    assert!(
+        r.body["error"].as_str().is_some_and(|m| !m.is_empty()),
+        "error body: {r:?}"
+    );
 }
 
 /// The value of an endpoint property of a wire DataAddress.
 pub fn property<'a>(address: &'a Value, name: &str) -> Option<&'a str> {
-    address["endpointProperties"].as_array()?.iter().find(|p| p["name"] == name)?["value"].as_str()
+    address["endpointProperties"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name)?["value"]
+        .as_str()
 }
 
 /// One callback the test control plane received.
@@ -363,7 +454,8 @@ async fn callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    let status = StatusCode::from_u16(state.status.load(Ordering::SeqCst)).unwrap_or(StatusCode::OK);
+    let status =
+        StatusCode::from_u16(state.status.load(Ordering::SeqCst)).unwrap_or(StatusCode::OK);
     if !status.is_success() {
         state.refused.fetch_add(1, Ordering::SeqCst);
         state.notify.notify_waiters();
@@ -373,7 +465,10 @@ async fn callback(
         transfer,
         kind,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-        authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     };
     state.received.lock().unwrap().push(cb);
     state.notify.notify_waiters();
@@ -385,7 +480,10 @@ impl TestCp {
         let state = Arc::new(CpState::default());
         state.status.store(200, Ordering::SeqCst);
         let app = axum::Router::new()
-            .route("/transfers/{transfer}/dataflow/{kind}", axum::routing::post(callback))
+            .route(
+                "/transfers/{transfer}/dataflow/{kind}",
+                axum::routing::post(callback),
+            )
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/api/signaling", listener.local_addr().unwrap());
@@ -418,7 +516,10 @@ impl TestCp {
                 return;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() && !pred(self) {
-                panic!("timed out waiting for {what}; received {:?}", self.received());
+                panic!(
+                    "timed out waiting for {what}; received {:?}",
+                    self.received()
+                );
             }
         }
     }
@@ -426,23 +527,37 @@ impl TestCp {
     /// Waits for the callback `kind` of `transfer` and returns it.
     pub async fn wait_for(&self, transfer: &str, kind: &str) -> Callback {
         self.wait_until(&format!("callback {kind} of {transfer}"), |cp| {
-            cp.received().iter().any(|c| c.transfer == transfer && c.kind == kind)
+            cp.received()
+                .iter()
+                .any(|c| c.transfer == transfer && c.kind == kind)
         })
         .await;
-        self.received().into_iter().find(|c| c.transfer == transfer && c.kind == kind).unwrap()
+        self.received()
+            .into_iter()
+            .find(|c| c.transfer == transfer && c.kind == kind)
+            .unwrap()
     }
 
     /// The callbacks received for one transfer, in order.
     pub fn callbacks_of(&self, transfer: &str) -> Vec<Callback> {
-        self.received().into_iter().filter(|c| c.transfer == transfer).collect()
+        self.received()
+            .into_iter()
+            .filter(|c| c.transfer == transfer)
+            .collect()
     }
 }
 
 /// The database of a test: a temporary SQLite file, or a fresh schema on the PostgreSQL
 /// server named by `WEFT_TEST_POSTGRES_URL` when that is set. Opening it again is a restart.
 pub enum Db {
-    Sqlite { _dir: tempfile::TempDir, path: PathBuf },
-    Postgres { url: String, schema: String },
+    Sqlite {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+    },
+    Postgres {
+        url: String,
+        schema: String,
+    },
 }
 
 /// Environment variable naming the PostgreSQL server to run the tests against.
@@ -451,9 +566,10 @@ pub const POSTGRES_URL_VAR: &str = "WEFT_TEST_POSTGRES_URL";
 impl Db {
     pub fn new() -> Db {
         match std::env::var(POSTGRES_URL_VAR) {
-            Ok(url) if !url.is_empty() => {
-                Db::Postgres { url, schema: format!("weft_dp_{}", uuid::Uuid::new_v4().simple()) }
-            }
+            Ok(url) if !url.is_empty() => Db::Postgres {
+                url,
+                schema: format!("weft_dp_{}", uuid::Uuid::new_v4().simple()),
+            },
             _ => {
                 let dir = tempfile::tempdir().unwrap();
                 let path = dir.path().join("weft.db");
@@ -464,7 +580,11 @@ impl Db {
 
     pub async fn open(&self) -> Store {
         match self {
-            Db::Sqlite { path, .. } => Store::connect(&format!("sqlite://{}?mode=rwc", path.display())).await.unwrap(),
+            Db::Sqlite { path, .. } => {
+                Store::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+                    .await
+                    .unwrap()
+            }
             Db::Postgres { url, schema } => Store::connect_with_schema(url, schema).await.unwrap(),
         }
     }
@@ -475,11 +595,20 @@ impl Db {
         let mut out = String::new();
         match self {
             Db::Sqlite { path, .. } => {
-                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+                    .await
+                    .unwrap();
                 let tables: Vec<(String,)> =
-                    sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table'").fetch_all(&pool).await.unwrap();
+                    sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table'")
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
                 for (t,) in tables {
-                    for row in sqlx::query(&format!("SELECT * FROM \"{t}\"")).fetch_all(&pool).await.unwrap() {
+                    for row in sqlx::query(&format!("SELECT * FROM \"{t}\""))
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap()
+                    {
                         for c in row.columns() {
                             if let Ok(Some(v)) = row.try_get::<Option<String>, _>(c.ordinal()) {
                                 out.push_str(&v);
@@ -500,7 +629,11 @@ impl Db {
                         .unwrap();
                 for (t,) in tables {
                     let sql = format!("SELECT row_to_json(x)::text FROM \"{schema}\".\"{t}\" x");
-                    for (v,) in sqlx::query_as::<_, (String,)>(&sql).fetch_all(&pool).await.unwrap() {
+                    for (v,) in sqlx::query_as::<_, (String,)>(&sql)
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap()
+                    {
                         out.push_str(&v);
                         out.push('\n');
                     }
@@ -515,7 +648,10 @@ impl Db {
     pub async fn cleanup(&self) {
         if let Db::Postgres { url, schema } = self {
             let pool = sqlx::PgPool::connect(url).await.unwrap();
-            sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).execute(&pool).await.unwrap();
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                .execute(&pool)
+                .await
+                .unwrap();
             pool.close().await;
         }
     }

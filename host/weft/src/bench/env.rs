@@ -1,0 +1,282 @@
+//! The environment B2–B6 share: the dataspace stand-in's identity provider, one Weft
+//! (SQLite store in a temporary directory, `hello` 0.1.0 active and 2.0.0 installed, one
+//! tenant with `hello` enabled) and the native baseline server, all on loopback.
+//!
+//! Weft is configured like a deployment except for the per-tenant request limits, which
+//! are raised so the load generator measures cost, not the rate limiter.
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use std::net::{Ipv4Addr, SocketAddr};
+use weft_auth::{AuthConfig, Authenticator};
+use weft_sandbox::{
+    ClaimMode, ClientSpec, ParticipantSpec, RunningSandbox, Sandbox, SandboxConfig,
+};
+use weft_server::{ServerConfig, TenantLimits, Weft, WeftOptions};
+
+/// The tenant (participant context) the load runs as.
+pub(crate) const TENANT: &str = "bench";
+
+/// Its business partner number.
+pub(crate) const TENANT_BPN: &str = "BPNL000000000001";
+
+/// The scope the tenant's token carries (Weft's default apps scope).
+const APPS_SCOPE: &str = weft_auth::DEFAULT_APPS_SCOPE;
+
+/// Token lifetime: longer than any benchmark run.
+const TOKEN_LIFETIME_SECS: u64 = 6 * 3600;
+
+/// Concurrent calls per tenant allowed during the benchmark: above any load it generates.
+const BENCH_MAX_CONCURRENT_CALLS: u32 = 100_000;
+
+/// Request rate per tenant allowed during the benchmark: never reached.
+const BENCH_REQUESTS_PER_SECOND: f64 = 1e9;
+
+/// The tenant's DID.
+pub(crate) fn did(ctx: &str) -> String {
+    format!("did:web:localhost:{ctx}")
+}
+
+/// The running environment.
+pub(crate) struct Env {
+    pub(crate) dataspace: RunningSandbox,
+    pub(crate) weft: Weft,
+    /// The identity provider settings Weft uses (for child hosts and native baselines).
+    pub(crate) auth: AuthConfig,
+    pub(crate) weft_addr: SocketAddr,
+    pub(crate) native_addr: SocketAddr,
+    pub(crate) admin_token: String,
+    pub(crate) tenant_token: String,
+    pub(crate) http: reqwest::Client,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    servers: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub(crate) async fn start() -> anyhow::Result<Env> {
+        let dir = tempfile::Builder::new()
+            .prefix("weft-bench-")
+            .tempdir()
+            .context("creating the data directory")?;
+        let mut sandbox = SandboxConfig {
+            claim_mode: ClaimMode::Subject,
+            token_lifetime_secs: TOKEN_LIFETIME_SECS,
+            ..SandboxConfig::default()
+        };
+        sandbox
+            .participants
+            .push(ParticipantSpec::new(TENANT, did(TENANT)).with_bpn(TENANT_BPN));
+        sandbox.clients.push(ClientSpec::participant(
+            "bench-client",
+            "bench-secret",
+            TENANT,
+            &[APPS_SCOPE],
+        ));
+        let dataspace = Sandbox::start(sandbox)
+            .await
+            .context("starting the identity provider")?;
+        let urls = dataspace.urls().clone();
+        let mut auth = AuthConfig::new(urls.issuer.clone(), urls.jwks.clone());
+        auth.claim_mode = weft_auth::ClaimMode::Subject;
+
+        let mut server = ServerConfig::with_data_dir(dir.path());
+        server.tenant_limits = TenantLimits {
+            max_concurrent_calls: BENCH_MAX_CONCURRENT_CALLS,
+            requests_per_second: BENCH_REQUESTS_PER_SECOND,
+            burst: u32::MAX,
+        };
+        let options = WeftOptions::new(server, auth.clone(), Default::default());
+        let mut weft = Weft::new(options).await.context("starting Weft")?;
+        let data_routes = super::pull::weft_routes(weft.clone());
+        weft.merge_router(data_routes);
+
+        let mut stops = Vec::new();
+        let mut servers = Vec::new();
+        let weft_listener = bind().await?;
+        let weft_addr = weft_listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop);
+        servers.push(tokio::spawn(weft_server::serve(
+            weft_listener,
+            weft.router(),
+            async move {
+                let _ = stopped.await;
+            },
+        )));
+
+        let native_auth = Authenticator::new(auth.clone(), reqwest::Client::new())?;
+        let native = super::api::native_routes(native_auth.clone())
+            .merge(super::pull::native_routes(native_auth));
+        let native_listener = bind().await?;
+        let native_addr = native_listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop);
+        servers.push(tokio::spawn(async move {
+            axum::serve(native_listener, native)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        }));
+
+        let env = Env {
+            admin_token: dataspace.admin_token()?,
+            tenant_token: dataspace.tenant_token(TENANT, &[APPS_SCOPE])?,
+            dataspace,
+            weft,
+            auth,
+            weft_addr,
+            native_addr,
+            http: reqwest::Client::new(),
+            stops,
+            servers,
+            _dir: dir,
+        };
+        env.provision().await.context("provisioning Weft")?;
+        Ok(env)
+    }
+
+    /// Weft's base URL.
+    pub(crate) fn base(&self) -> String {
+        format!("http://{}", self.weft_addr)
+    }
+
+    /// Installs hello 0.1.0 (active) and 2.0.0, creates the tenant and enables hello.
+    async fn provision(&self) -> anyhow::Result<()> {
+        let base = self.base();
+        upload(
+            &self.http,
+            &base,
+            &self.admin_token,
+            &weft_bundle::HELLO,
+            true,
+        )
+        .await?;
+        upload(
+            &self.http,
+            &base,
+            &self.admin_token,
+            &weft_bundle::HELLO_V2,
+            false,
+        )
+        .await?;
+        create_tenant(
+            &self.http,
+            &base,
+            &self.admin_token,
+            TENANT,
+            Some(TENANT_BPN),
+        )
+        .await?;
+        enable(&self.http, &base, &self.admin_token, TENANT, "hello").await?;
+        Ok(())
+    }
+
+    pub(crate) async fn shutdown(self) {
+        for stop in self.stops {
+            let _ = stop.send(());
+        }
+        for server in self.servers {
+            let _ = server.await;
+        }
+        self.weft.close().await;
+        self.dataspace.shutdown().await;
+    }
+}
+
+async fn bind() -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .await
+        .context("binding a loopback port")
+}
+
+/// Uploads a bundled plugin through the admin API, granting what its manifest asks.
+pub(crate) async fn upload(
+    http: &reqwest::Client,
+    base: &str,
+    admin_token: &str,
+    plugin: &weft_bundle::Bundled,
+    activate: bool,
+) -> anyhow::Result<Value> {
+    let asks = weft_runtime::manifest::Manifest::parse(plugin.manifest)?.capabilities;
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(plugin.wasm.to_vec()).file_name("plugin.wasm"),
+        )
+        .text("manifest", plugin.manifest.to_string())
+        .text("grants", serde_json::to_string(&asks)?);
+    let resp = http
+        .post(format!("{base}/admin/plugins?activate={activate}"))
+        .bearer_auth(admin_token)
+        .multipart(form)
+        .send()
+        .await?;
+    expect_ok(resp, &format!("uploading {}", plugin.id)).await
+}
+
+/// Creates a tenant through the admin API.
+pub(crate) async fn create_tenant(
+    http: &reqwest::Client,
+    base: &str,
+    admin_token: &str,
+    ctx: &str,
+    bpn: Option<&str>,
+) -> anyhow::Result<Value> {
+    let mut body = json!({"id": ctx, "did": did(ctx)});
+    if let Some(bpn) = bpn {
+        body["bpn"] = json!(bpn);
+    }
+    let resp = http
+        .post(format!("{base}/admin/tenants"))
+        .bearer_auth(admin_token)
+        .json(&body)
+        .send()
+        .await?;
+    expect_ok(resp, &format!("creating tenant {ctx}")).await
+}
+
+/// Enables an app for a tenant through the admin API (runs its `on-enable`).
+pub(crate) async fn enable(
+    http: &reqwest::Client,
+    base: &str,
+    admin_token: &str,
+    ctx: &str,
+    app: &str,
+) -> anyhow::Result<Value> {
+    let resp = http
+        .put(format!("{base}/admin/tenants/{ctx}/apps/{app}"))
+        .bearer_auth(admin_token)
+        .json(&json!({"config": {}}))
+        .send()
+        .await?;
+    expect_ok(resp, &format!("enabling {app} for {ctx}")).await
+}
+
+/// Activates a plugin version through the admin API.
+pub(crate) async fn activate(
+    http: &reqwest::Client,
+    base: &str,
+    admin_token: &str,
+    id: &str,
+    version: &str,
+) -> anyhow::Result<Value> {
+    let resp = http
+        .post(format!(
+            "{base}/admin/plugins/{id}/versions/{version}/activate"
+        ))
+        .bearer_auth(admin_token)
+        .send()
+        .await?;
+    expect_ok(resp, &format!("activating {id} {version}")).await
+}
+
+pub(crate) async fn expect_ok(resp: reqwest::Response, what: &str) -> anyhow::Result<Value> {
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{what}: {status} {body}");
+    }
+    Ok(body)
+}

@@ -1,0 +1,302 @@
+//! B4: DPS flows through an app's hooks with durable SQLite state, concurrency 8:
+//! provider start → terminate, consumer prepare → started → terminate. Reports flows/s,
+//! p50/p99 per signal and the process's CPU time per complete flow.
+//!
+//! The issue's B4 drives flows through DPS signaling (HTTP, the data plane's state machine
+//! and its store). The data plane is not wired into the server yet, so this measures the
+//! hook path only: `Weft::resolve` once, then `Runtime::data_flow` per signal with the
+//! server's SQLite state backend (hello records every signal in state). That is a lower
+//! bound of the full path's cost.
+
+use super::env::{Env, TENANT};
+use super::measure::{CpuOf, Samples, cpu_time, fmt_dur, us};
+use super::{Plan, Row, Verdict};
+use anyhow::{Context, bail};
+use serde_json::json;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use weft_runtime::bindings::data_flows::{DataFlow, Decision, FlowRole, FlowState, TransferMode};
+use weft_runtime::{CallContext, Entry, FlowOutcome, FlowSignal, LoadedPlugin, Runtime};
+
+/// The issue's target: host CPU per complete provider flow.
+const TARGET_CPU_PER_PROVIDER_FLOW: Duration = Duration::from_micros(300);
+
+/// Flow ids each worker cycles through: hello records each signal under `flow/{id}`, and
+/// the tenant's state quota (1 MiB) must not fill up during a long run.
+const IDS_PER_WORKER: u64 = 64;
+
+/// fsync probes of the data directory, reported next to B4 (durable SQLite waits on them).
+const FSYNC_PROBES: usize = 20;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Provider,
+    Consumer,
+}
+
+/// Signals of one kind of flow, in order, with their names.
+fn signals(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Provider => &["start", "terminate"],
+        Kind::Consumer => &["prepare", "started", "terminate"],
+    }
+}
+
+fn flow(id: String, kind: Kind, state: FlowState) -> DataFlow {
+    DataFlow {
+        message_id: format!("{id}-msg"),
+        id,
+        participant_id: "did:web:localhost:bench".into(),
+        counter_party_id: "did:web:localhost:other".into(),
+        dataspace_context: "bench".into(),
+        agreement_id: "agreement-1".into(),
+        dataset_id: "dataset-1".into(),
+        profile: "https://w3id.org/dspace-sig/profile/http-pull".into(),
+        role: match kind {
+            Kind::Provider => FlowRole::Provider,
+            Kind::Consumer => FlowRole::Consumer,
+        },
+        mode: TransferMode::Pull,
+        state,
+        claims: "{}".into(),
+        labels: Vec::new(),
+        metadata: "{}".into(),
+        data_address: None,
+    }
+}
+
+/// The signal `step` of a flow of `kind`.
+fn signal(kind: Kind, step: usize, id: &str) -> FlowSignal {
+    let f = |state| flow(id.to_string(), kind, state);
+    match (kind, step) {
+        (Kind::Provider, 0) => FlowSignal::Start(f(FlowState::Initialized)),
+        (Kind::Consumer, 0) => FlowSignal::Prepare(f(FlowState::Initialized)),
+        (Kind::Consumer, 1) => FlowSignal::Started(f(FlowState::Prepared)),
+        _ => FlowSignal::Terminate(f(FlowState::Started), None),
+    }
+}
+
+fn accepted(outcome: &FlowOutcome) -> bool {
+    matches!(
+        outcome,
+        FlowOutcome::Accepted | FlowOutcome::Decision(Decision::Accept(_))
+    )
+}
+
+/// What one worker measured: latencies per signal and complete flows.
+struct Worked {
+    per_signal: Vec<Samples>,
+    flows: u64,
+}
+
+async fn worker(
+    runtime: Arc<Runtime>,
+    plugin: Arc<LoadedPlugin>,
+    call: CallContext,
+    kind: Kind,
+    index: usize,
+    deadline: Instant,
+) -> anyhow::Result<Worked> {
+    let steps = signals(kind).len();
+    let mut per_signal = vec![Samples::default(); steps];
+    let mut flows = 0u64;
+    while Instant::now() < deadline {
+        let id = format!("w{index}-{}", flows % IDS_PER_WORKER);
+        for (step, samples) in per_signal.iter_mut().enumerate() {
+            let t0 = Instant::now();
+            let outcome = runtime
+                .data_flow(&plugin, call.clone(), signal(kind, step, &id))
+                .await;
+            samples.push(t0.elapsed());
+            match outcome {
+                Ok(Ok(o)) if accepted(&o) => {}
+                Ok(Ok(o)) => bail!("{} answered {o:?}", signals(kind)[step]),
+                Ok(Err(guest)) => bail!("{} refused: {guest:?}", signals(kind)[step]),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        flows += 1;
+    }
+    Ok(Worked { per_signal, flows })
+}
+
+/// One phase: `workers` concurrent flow loops of one kind.
+struct Phase {
+    per_signal: Vec<Samples>,
+    flows: u64,
+    elapsed: Duration,
+    cpu: Duration,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        self.flows as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn cpu_per_flow(&self) -> Duration {
+        self.cpu / u32::try_from(self.flows.max(1)).unwrap_or(u32::MAX)
+    }
+
+    fn signal_summary(&mut self, kind: Kind) -> String {
+        signals(kind)
+            .iter()
+            .zip(self.per_signal.iter_mut())
+            .map(|(name, s)| format!("{name} {} / {}", fmt_dur(s.p50()), fmt_dur(s.p99())))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+async fn phase(
+    plan: &Plan,
+    runtime: &Arc<Runtime>,
+    plugin: &Arc<LoadedPlugin>,
+    call: &CallContext,
+    kind: Kind,
+) -> anyhow::Result<Phase> {
+    let handle = tokio::runtime::Handle::current();
+    let cpu0 = cpu_time(CpuOf::Process);
+    let started = Instant::now();
+    let deadline = started + plan.flow_phase;
+    let mut tasks = Vec::new();
+    for index in 0..plan.flow_workers {
+        let (runtime, plugin, call, handle) = (
+            runtime.clone(),
+            plugin.clone(),
+            call.clone(),
+            handle.clone(),
+        );
+        // `Runtime::data_flow`'s future is not `Send`: each worker drives its own on a
+        // blocking-pool thread, as the admin API does for hooks.
+        tasks.push(tokio::task::spawn_blocking(move || {
+            handle.block_on(worker(runtime, plugin, call, kind, index, deadline))
+        }));
+    }
+    let mut per_signal = vec![Samples::default(); signals(kind).len()];
+    let mut flows = 0;
+    for task in tasks {
+        let worked = task.await.context("flow worker")??;
+        flows += worked.flows;
+        for (into, from) in per_signal.iter_mut().zip(worked.per_signal) {
+            into.extend(from);
+        }
+    }
+    Ok(Phase {
+        per_signal,
+        flows,
+        elapsed: started.elapsed(),
+        cpu: cpu_time(CpuOf::Process).saturating_sub(cpu0),
+    })
+}
+
+/// Median time of writing 4 KiB and `fdatasync` in `dir`.
+fn fsync_probe(dir: &std::path::Path) -> anyhow::Result<Duration> {
+    let path = dir.join(".bench-fsync-probe");
+    let mut file = std::fs::File::create(&path)?;
+    let mut samples = Samples::default();
+    let block = [0u8; 4096];
+    for _ in 0..FSYNC_PROBES {
+        let t0 = Instant::now();
+        file.write_all(&block)?;
+        file.sync_data()?;
+        samples.push(t0.elapsed());
+    }
+    drop(file);
+    std::fs::remove_file(&path)?;
+    Ok(samples.p50())
+}
+
+pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
+    let resolved = env
+        .weft
+        .resolve(TENANT, "hello", Entry::DataFlows)
+        .await
+        .map_err(|e| anyhow::anyhow!("resolving hello for {TENANT}: {}", e.message))?;
+    let runtime = env.weft.runtime().clone();
+    let (plugin, call) = (resolved.plugin, resolved.call);
+    let mut provider = phase(plan, &runtime, &plugin, &call, Kind::Provider).await?;
+    let mut consumer = phase(plan, &runtime, &plugin, &call, Kind::Consumer).await?;
+    let fsync = fsync_probe(&env.weft.config().data_dir).ok();
+
+    let cpu_provider = provider.cpu_per_flow();
+    let provider_signals = provider.signal_summary(Kind::Provider);
+    let consumer_signals = consumer.signal_summary(Kind::Consumer);
+    let verdict = if cpu_provider > TARGET_CPU_PER_PROVIDER_FLOW {
+        // Already over the target on the hook path alone: the full path can only cost more.
+        Verdict::Miss
+    } else {
+        Verdict::NotAvailable(
+            "data plane not wired into the server: DPS signaling not measured (hook path only, a lower bound)"
+                .into(),
+        )
+    };
+    let notes = vec![
+        "HOOKS ONLY: the data plane is not wired into the server yet, so no DPS signaling \
+         (HTTP, JWT, flow state machine, flow store) is included; each signal is \
+         Runtime::data_flow on a fresh instance with hello recording it in SQLite state"
+            .to_string(),
+        format!(
+            "provider: {} flows in {:.1} s, per signal p50 / p99: {}",
+            provider.flows,
+            provider.elapsed.as_secs_f64(),
+            provider_signals
+        ),
+        format!(
+            "consumer: {} flows in {:.1} s, per signal p50 / p99: {}",
+            consumer.flows,
+            consumer.elapsed.as_secs_f64(),
+            consumer_signals
+        ),
+        format!(
+            "process CPU per flow: provider {}, consumer {} ({} workers; no load generator \
+             in this process besides the workers' own loop)",
+            fmt_dur(cpu_provider),
+            fmt_dur(consumer.cpu_per_flow()),
+            plan.flow_workers
+        ),
+        match fsync {
+            Some(d) => format!(
+                "fsync (4 KiB write + fdatasync) in the data directory: p50 {} — SQLite runs \
+                 with synchronous=FULL, so each state write waits for one",
+                fmt_dur(d)
+            ),
+            None => "fsync probe failed".to_string(),
+        },
+    ];
+    let figures = json!({
+        "provider_flows": provider.flows, "consumer_flows": consumer.flows,
+        "provider_flows_per_s": provider.rate(), "consumer_flows_per_s": consumer.rate(),
+        "provider_cpu_per_flow_us": us(cpu_provider),
+        "consumer_cpu_per_flow_us": us(consumer.cpu_per_flow()),
+        "provider_signals_us": signals(Kind::Provider).iter().zip(provider.per_signal.iter_mut())
+            .map(|(n, s)| json!({"signal": n, "p50": us(s.p50()), "p99": us(s.p99())})).collect::<Vec<_>>(),
+        "consumer_signals_us": signals(Kind::Consumer).iter().zip(consumer.per_signal.iter_mut())
+            .map(|(n, s)| json!({"signal": n, "p50": us(s.p50()), "p99": us(s.p99())})).collect::<Vec<_>>(),
+        "fsync_p50_us": fsync.map(us),
+        "path": "hooks only (data plane not wired)",
+    });
+    Ok(Row {
+        id: "B4",
+        scenario: format!(
+            "DPS flows via hooks, SQLite, conc {} [hooks only]",
+            plan.flow_workers
+        ),
+        weft: format!(
+            "prov {:.0} flows/s, {} CPU/flow; cons {:.0} flows/s, {} CPU/flow",
+            provider.rate(),
+            fmt_dur(cpu_provider),
+            consumer.rate(),
+            fmt_dur(consumer.cpu_per_flow())
+        ),
+        baseline: "—".into(),
+        ratio: "—".into(),
+        target: format!(
+            "host CPU ≤ {} ms / provider flow",
+            TARGET_CPU_PER_PROVIDER_FLOW.as_secs_f64() * 1e3
+        ),
+        verdict,
+        figures,
+        notes,
+    })
+}

@@ -1,0 +1,256 @@
+//! B1: one trivial hook (`lifecycle.on-disable` of `hello`: it reads its plugin id and
+//! writes one state key) on a fresh instance through `Runtime::lifecycle`, against raw
+//! wasmtime: `InstancePre` + a new `Store` with a minimal `WasiCtx` + the same export,
+//! with the two imports the hook uses answered by trivial host functions.
+//!
+//! Both sides use the runtime's own `Engine` (same pooling allocator, same compiled code),
+//! so the difference is exactly what Weft adds per call: its per-call state (WASI + HTTP
+//! contexts, stderr capture, resource table), limits (memory limiter, CPU meter, wall-clock
+//! timeout), the call context and the state backend.
+
+use super::measure::{Samples, fmt_dur, us};
+use super::{Plan, Row, Verdict};
+use anyhow::{Context, bail};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::Store;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use weft_runtime::bindings::PluginPre;
+use weft_runtime::bindings::types::Error as WitError;
+use weft_runtime::config::RuntimeConfig;
+use weft_runtime::plugin::LoadRequest;
+use weft_runtime::{CallContext, Entry, LifecycleOp, LoadedPlugin, Runtime, Services, Tenant};
+
+/// B1's absolute target for Weft's median, from the issue.
+const TARGET_P50: Duration = Duration::from_micros(25);
+
+/// B1's target for Weft's median relative to raw wasmtime.
+const TARGET_RATIO: f64 = 1.5;
+
+/// Calls per side before measuring: fills the pool's warm slots and the caches.
+const WARMUP_CALLS: usize = 200;
+
+/// Epoch deadline of the raw side: the engine has epoch interruption on, and a store's
+/// default deadline would trap at once; this one never fires during a benchmark call.
+const RAW_EPOCH_DEADLINE: u64 = 1 << 40;
+
+/// The raw side's store data: only what WASI and `wasi:http` need (the world imports
+/// `wasi:http/outgoing-handler`, so its linker must define it).
+struct RawState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for RawState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RawState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: wasmtime_wasi_http::default_hooks(),
+        }
+    }
+}
+
+/// Raw wasmtime: the same component pre-instantiated on a minimal linker.
+struct Raw {
+    engine: wasmtime::Engine,
+    pre: PluginPre<RawState>,
+}
+
+/// A wasmtime error as an `anyhow` one (wasmtime 48 has its own error type).
+fn wt<T>(r: wasmtime::Result<T>) -> anyhow::Result<T> {
+    r.map_err(|e| anyhow::anyhow!("{e:#}"))
+}
+
+impl Raw {
+    fn new(runtime: &Runtime, wasm: &[u8]) -> anyhow::Result<Raw> {
+        wt(Raw::build(runtime, wasm)).context("building the raw wasmtime baseline")
+    }
+
+    fn build(runtime: &Runtime, wasm: &[u8]) -> wasmtime::Result<Raw> {
+        let engine = runtime.engine().clone();
+        let component = Component::new(&engine, wasm)?;
+        let mut linker = Linker::<RawState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        // The `weft:plugin` imports: the two this hook calls answer trivially, every
+        // other one traps (never called by this hook).
+        let imports: Vec<(String, Vec<String>)> = component
+            .component_type()
+            .imports(&engine)
+            .filter(|(name, _)| name.starts_with("weft:plugin/"))
+            .map(|(name, import)| {
+                let funcs = match import.ty {
+                    ComponentItem::ComponentInstance(instance) => instance
+                        .exports(&engine)
+                        .filter(|(_, e)| matches!(e.ty, ComponentItem::ComponentFunc(_)))
+                        .map(|(f, _)| f.to_string())
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                (name.to_string(), funcs)
+            })
+            .collect();
+        for (name, funcs) in imports {
+            let mut instance = linker.instance(&name)?;
+            for func in funcs {
+                match (name.as_str(), func.as_str()) {
+                    ("weft:plugin/context@0.1.0", "plugin") => instance
+                        .func_wrap("plugin", |_, (): ()| {
+                            Ok(((String::from("hello"), String::from("0.1.0")),))
+                        })?,
+                    ("weft:plugin/state@0.1.0", "set") => instance
+                        .func_wrap("set", |_, (_key, _value): (String, Vec<u8>)| {
+                            Ok((Ok::<(), WitError>(()),))
+                        })?,
+                    _ => {
+                        let what = format!("{name}#{func}");
+                        instance.func_new(&func, move |_, _, _, _| {
+                            wasmtime::bail!("{what} is not provided by the raw baseline")
+                        })?
+                    }
+                }
+            }
+        }
+        let pre = PluginPre::new(linker.instantiate_pre(&component)?)?;
+        Ok(Raw { engine, pre })
+    }
+
+    async fn call(&self) -> anyhow::Result<()> {
+        match wt(self.call_raw().await)? {
+            Ok(()) => Ok(()),
+            Err(e) => bail!("raw on-disable answered {e:?}"),
+        }
+    }
+
+    async fn call_raw(&self) -> wasmtime::Result<Result<(), WitError>> {
+        let mut store = Store::new(
+            &self.engine,
+            RawState {
+                wasi: WasiCtx::builder().build(),
+                http: WasiHttpCtx::new(),
+                table: ResourceTable::new(),
+            },
+        );
+        store.set_epoch_deadline(RAW_EPOCH_DEADLINE);
+        let plugin = self.pre.instantiate_async(&mut store).await?;
+        plugin
+            .weft_plugin_lifecycle()
+            .call_on_disable(&mut store)
+            .await
+    }
+}
+
+/// Weft's side: the runtime with in-memory state, and a call context like the admin API's.
+struct Hosted {
+    runtime: Arc<Runtime>,
+    plugin: Arc<LoadedPlugin>,
+    call: CallContext,
+}
+
+impl Hosted {
+    async fn call(&self) -> anyhow::Result<()> {
+        match self
+            .runtime
+            .lifecycle(&self.plugin, self.call.clone(), LifecycleOp::Disable)
+            .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(guest)) => bail!("on-disable refused: {guest:?}"),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Row> {
+    let runtime = Runtime::new(RuntimeConfig::default(), Services::in_memory())?;
+    let hello = weft_bundle::HELLO;
+    let plugin = runtime.load(LoadRequest {
+        wasm: hello.wasm,
+        manifest: hello.manifest,
+        signature: None,
+    })?;
+    let mut call = CallContext::new(
+        Tenant {
+            participant_context_id: "bench".into(),
+            did: "did:web:localhost:bench".into(),
+            bpn: Some("BPNL000000000001".into()),
+        },
+        Entry::Lifecycle,
+    );
+    call.grants = Arc::new(plugin.manifest.capabilities.clone());
+    let hosted = Hosted {
+        runtime: runtime.clone(),
+        plugin,
+        call,
+    };
+    let raw = Raw::new(&runtime, hello.wasm)?;
+
+    let warmup = WARMUP_CALLS.min(plan.hook_batch * 4);
+    for _ in 0..warmup {
+        hosted.call().await?;
+        raw.call().await?;
+    }
+    let total = plan.hook_rounds * plan.hook_batch;
+    let mut weft = Samples::with_capacity(total);
+    let mut base = Samples::with_capacity(total);
+    for round in 0..plan.hook_rounds {
+        // Alternate which side goes first, so drift in machine load hits both equally.
+        for side in [round % 2, (round + 1) % 2] {
+            for _ in 0..plan.hook_batch {
+                let t0 = Instant::now();
+                if side == 0 {
+                    hosted.call().await?;
+                    weft.push(t0.elapsed());
+                } else {
+                    raw.call().await?;
+                    base.push(t0.elapsed());
+                }
+            }
+        }
+    }
+    let (w50, w99, b50, b99) = (weft.p50(), weft.p99(), base.p50(), base.p99());
+    let ratio = us(w50) / us(b50).max(1e-9);
+    let failed = runtime
+        .stats()
+        .failed_calls
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let verdict = Verdict::of(ratio <= TARGET_RATIO && w50 <= TARGET_P50 && failed == 0);
+    Ok(Row {
+        id: "B1",
+        scenario: "hook on a fresh instance (hello on-disable)".into(),
+        weft: format!("{} / {}", fmt_dur(w50), fmt_dur(w99)),
+        baseline: format!("{} / {}", fmt_dur(b50), fmt_dur(b99)),
+        ratio: format!("{ratio:.2}× p50"),
+        target: format!("p50 ≤ {TARGET_RATIO}× and ≤ {} µs", TARGET_P50.as_micros()),
+        verdict,
+        figures: json!({
+            "calls_per_side": weft.len(),
+            "weft_p50_us": us(w50), "weft_p99_us": us(w99),
+            "raw_p50_us": us(b50), "raw_p99_us": us(b99),
+            "ratio_p50": ratio,
+            "failed_calls": failed,
+        }),
+        notes: vec![format!(
+            "{} calls per side in {} alternating rounds; both sides on the runtime's engine \
+             (pooling allocator); the hook reads context.plugin and writes one state key \
+             (Weft: in-memory state backend; raw: no-op host functions)",
+            weft.len(),
+            plan.hook_rounds
+        )],
+    })
+}

@@ -1,0 +1,318 @@
+//! B3: a provider pull of a large body through an app's data entry (`hello` streams
+//! `?bytes=N` of a pattern), token check included, against native axum streaming the same
+//! bytes behind the same check; throughput and peak RSS growth of each side.
+//!
+//! The data plane (`/data/{flow}` with per-flow tokens) is not wired into the server yet,
+//! so Weft's side is a route on Weft's own router that does what that endpoint does after
+//! its token lookup: check the caller's JWT, resolve the tenant's app, and stream
+//! `Runtime::handle_http` with `Entry::Data` and the data-call limits.
+
+use super::env::Env;
+use super::measure::{Rss, mib, reset_peak_rss, rss_of};
+use super::{Plan, Row, Verdict};
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Empty};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use weft_auth::{Authenticator, Principal};
+use weft_runtime::Entry;
+use weft_runtime::config::CallLimits;
+use weft_server::Weft;
+
+/// B3's target: Weft's throughput relative to native.
+const TARGET_RATIO: f64 = 0.8;
+
+/// B3's target for the peak RSS growth during one pull.
+const TARGET_RSS_GROWTH: u64 = 64 << 20;
+
+/// Guest CPU budget of a data call (the data plane's default: long pulls are legitimate).
+const DATA_CALL_CPU_MS: u64 = 10 * 60_000;
+
+/// Wall-clock budget of a data call (the data plane's default).
+const DATA_CALL_WALL_MS: u64 = 60 * 60_000;
+
+/// Chunk size of the native stream: what a native handler would naturally use.
+const NATIVE_CHUNK: usize = 64 << 10;
+
+/// Flow id of the pull (the app only echoes it in logs).
+const FLOW: &str = "bench-flow";
+
+#[derive(serde::Deserialize)]
+struct PullQuery {
+    bytes: u64,
+}
+
+/// Checks the bearer JWT as both sides do.
+async fn principal(auth: &Authenticator, headers: &HeaderMap) -> Result<Principal, Response> {
+    let value = match headers.get(header::AUTHORIZATION).map(|v| v.to_str()) {
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => return Err(StatusCode::UNAUTHORIZED.into_response()),
+        None => None,
+    };
+    auth.authenticate_header(value)
+        .await
+        .map_err(|_| StatusCode::UNAUTHORIZED.into_response())
+}
+
+/// Weft's side: merged into Weft's router (outside its bearer layer, like the data plane).
+pub(crate) fn weft_routes(weft: Weft) -> Router {
+    Router::new()
+        .route("/bench-data/{flow}", get(weft_pull))
+        .with_state(weft)
+}
+
+async fn weft_pull(
+    State(weft): State<Weft>,
+    Path(flow): Path<String>,
+    Query(q): Query<PullQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let who = match principal(weft.authenticator(), &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Some(ctx) = who.participant_context_id else {
+        return StatusCode::FORBIDDEN.into_response();
+    };
+    let resolved = match weft.resolve(&ctx, "hello", Entry::Data(flow)).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let mut call = resolved.call;
+    call.limits = Some(CallLimits {
+        memory_bytes: resolved.plugin.limits.memory_bytes,
+        cpu_ms: DATA_CALL_CPU_MS,
+        wall_ms: DATA_CALL_WALL_MS,
+    });
+    let request = match hyper::Request::get(format!("http://localhost/?bytes={}", q.bytes))
+        .body(Empty::<Bytes>::new())
+    {
+        Ok(r) => r,
+        Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+    };
+    match weft
+        .runtime()
+        .handle_http(resolved.plugin, call, request)
+        .await
+    {
+        Ok(response) => response.map(Body::new),
+        Err(e) => {
+            tracing::warn!("bench pull failed: {e}");
+            StatusCode::BAD_GATEWAY.into_response()
+        }
+    }
+}
+
+/// The byte at `offset` of hello's pattern: `a..z` repeating.
+fn pattern_byte(offset: u64) -> u8 {
+    b'a' + (offset % 26) as u8
+}
+
+/// The native side: the same check, then the same bytes produced the same way.
+pub(crate) fn native_routes(auth: Authenticator) -> Router {
+    Router::new()
+        .route("/data/{flow}", get(native_pull))
+        .with_state(auth)
+}
+
+async fn native_pull(
+    State(auth): State<Authenticator>,
+    Path(_flow): Path<String>,
+    Query(q): Query<PullQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = principal(&auth, &headers).await {
+        return r;
+    }
+    let total = q.bytes;
+    let stream = futures::stream::unfold(0u64, move |offset| async move {
+        if offset >= total {
+            return None;
+        }
+        let len = usize::try_from(total - offset).map_or(NATIVE_CHUNK, |r| r.min(NATIVE_CHUNK));
+        let mut buf = BytesMut::with_capacity(len);
+        buf.extend((0..len as u64).map(|i| pattern_byte(offset + i)));
+        Some((
+            Ok::<_, std::convert::Infallible>(buf.freeze()),
+            offset + len as u64,
+        ))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, total.to_string()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// One pull: time to the last byte, bytes received, and peak RSS growth.
+struct Pull {
+    took: Duration,
+    rss_growth: u64,
+}
+
+async fn pull(
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: &str,
+    bytes: u64,
+) -> anyhow::Result<Pull> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    let conn = tokio::spawn(conn);
+    let request = hyper::Request::get(path)
+        .header(header::HOST, addr.to_string())
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Empty::<Bytes>::new())?;
+    let peak_reset = reset_peak_rss();
+    let before: Rss = rss_of(None);
+    let t0 = Instant::now();
+    let response = sender.send_request(request).await?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        bail!("{addr}{path}: {status} {}", String::from_utf8_lossy(&body));
+    }
+    let mut body = response.into_body();
+    let mut received: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame?;
+        if let Some(data) = frame.data_ref() {
+            if received == 0 && !data.starts_with(b"abc") {
+                bail!("{path}: the body does not start with the pattern");
+            }
+            received += data.len() as u64;
+        }
+    }
+    let took = t0.elapsed();
+    let after = rss_of(None);
+    drop(sender);
+    let _ = conn.await;
+    if received != bytes {
+        bail!("{path}: received {received} bytes, expected {bytes}");
+    }
+    let rss_growth = if peak_reset {
+        after.peak.saturating_sub(before.now)
+    } else {
+        after.now.saturating_sub(before.now)
+    };
+    Ok(Pull { took, rss_growth })
+}
+
+fn rate_mib(bytes: u64, took: Duration) -> f64 {
+    mib(bytes) / took.as_secs_f64().max(1e-9)
+}
+
+pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
+    let bytes = plan.pull_bytes;
+    let weft_path = format!("/bench-data/{FLOW}?bytes={bytes}");
+    let native_path = format!("/data/{FLOW}?bytes={bytes}");
+    let token = env.tenant_token.as_str();
+    // A small warm-up of each side (JWKS fetch, first instance, connection setup).
+    pull(
+        env.weft_addr,
+        &format!("/bench-data/{FLOW}?bytes=65536"),
+        token,
+        65_536,
+    )
+    .await
+    .context("Weft warm-up pull")?;
+    pull(
+        env.native_addr,
+        &format!("/data/{FLOW}?bytes=65536"),
+        token,
+        65_536,
+    )
+    .await
+    .context("native warm-up pull")?;
+    let mut weft = Vec::new();
+    let mut native = Vec::new();
+    for round in 0..plan.pull_rounds {
+        for side in [round % 2, (round + 1) % 2] {
+            if side == 0 {
+                weft.push(
+                    pull(env.weft_addr, &weft_path, token, bytes)
+                        .await
+                        .context("Weft pull")?,
+                );
+            } else {
+                native.push(
+                    pull(env.native_addr, &native_path, token, bytes)
+                        .await
+                        .context("native pull")?,
+                );
+            }
+        }
+    }
+    let median_rate = |pulls: &[Pull]| {
+        let mut rates: Vec<f64> = pulls.iter().map(|p| rate_mib(bytes, p.took)).collect();
+        rates.sort_by(f64::total_cmp);
+        (rates[rates.len() / 2], rates[0])
+    };
+    let peak = |pulls: &[Pull]| pulls.iter().map(|p| p.rss_growth).max().unwrap_or(0);
+    let (w_rate, w_min) = median_rate(&weft);
+    let (n_rate, n_min) = median_rate(&native);
+    let (w_rss, n_rss) = (peak(&weft), peak(&native));
+    let ratio = w_rate / n_rate.max(1e-9);
+    let verdict = Verdict::of(ratio >= TARGET_RATIO && w_rss <= TARGET_RSS_GROWTH);
+    let size = if bytes >= 1 << 30 {
+        format!("{:.0} GiB", bytes as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{:.0} MiB", mib(bytes))
+    };
+    let notes = vec![
+        format!(
+            "RUNTIME PATH: the data plane is not wired into the server yet, so Weft's side is a \
+             route on Weft's router doing JWT check + Weft::resolve + Runtime::handle_http \
+             (Entry::Data, data-call limits); the per-flow token lookup of /data/{{flow}} is not included"
+        ),
+        format!(
+            "{size} per pull{}, {} pulls per side alternating; rates are median (slowest); \
+             hello writes 4 KiB chunks (the SDK's MAX_WRITE_CHUNK), native writes {} KiB chunks",
+            if plan.full {
+                ""
+            } else {
+                " (default run; --full pulls 1 GiB)"
+            },
+            plan.pull_rounds,
+            NATIVE_CHUNK >> 10
+        ),
+        format!(
+            "peak RSS growth of the whole process (server and client) during a pull: Weft {:.1} MiB, native {:.1} MiB",
+            mib(w_rss),
+            mib(n_rss)
+        ),
+    ];
+    Ok(Row {
+        id: "B3",
+        scenario: format!("provider pull {size} via data entry [runtime path]"),
+        weft: format!("{w_rate:.0} MiB/s ({w_min:.0}), RSS +{:.1} MiB", mib(w_rss)),
+        baseline: format!("{n_rate:.0} MiB/s ({n_min:.0}), RSS +{:.1} MiB", mib(n_rss)),
+        ratio: format!("{ratio:.2}× MiB/s"),
+        target: format!(
+            "≥ {TARGET_RATIO}× throughput; RSS ≤ +{} MiB",
+            TARGET_RSS_GROWTH >> 20
+        ),
+        verdict,
+        figures: json!({
+            "bytes": bytes,
+            "weft_mib_s": w_rate, "weft_min_mib_s": w_min,
+            "native_mib_s": n_rate, "native_min_mib_s": n_min,
+            "weft_rss_growth_bytes": w_rss, "native_rss_growth_bytes": n_rss,
+            "ratio": ratio,
+            "path": "runtime (data plane not wired)",
+        }),
+        notes,
+    })
+}
