@@ -33,6 +33,13 @@ pub struct WeftConfig {
     pub runtime: RuntimeConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// The EDC Management API bridge (tokens per tenant, events, data plane
+    /// registration); absent = apps get `unavailable` from the `management` import.
+    #[serde(default, skip_serializing)]
+    pub management: Option<weft_management::ManagementConfig>,
+    /// The DPS data plane; absent = no `/dps` or `/data` endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_plane: Option<weft_dataplane::DataPlaneConfig>,
 }
 
 fn default_listen() -> SocketAddr {

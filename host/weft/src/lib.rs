@@ -37,9 +37,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.auth.clone(),
         config.runtime.clone(),
     );
-    let weft = weft_server::Weft::new(options)
-        .await
-        .context("starting Weft")?;
+    let parts = wiring::Parts {
+        management: config.management.clone(),
+        data_plane: config.data_plane.clone(),
+    };
+    let assembled = wiring::Assembled::build(options, parts).await?;
+    let weft = assembled.weft.clone();
     let _watch = match &args.plugins {
         Some(dir) => Some(
             weft_runtime::watch::watch_dir(weft.registry().clone(), dir.clone())
@@ -53,6 +56,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, "weft is serving");
     weft_server::serve(listener, weft.router(), shutdown_signal()).await?;
+    drop(assembled);
     weft.close().await;
     tracing::info!("weft stopped");
     Ok(())
