@@ -638,7 +638,29 @@ impl Engine {
             _ => None,
         };
         let apps = self.apps_for(ctx).await?;
-        let owner = select_owner(&apps, &msg.profile, &msg.dataset_id).cloned().ok_or_else(|| {
+        // The app that created the asset owns its flows (if it serves the profile); the
+        // manifests' dataset selectors decide otherwise.
+        let creator = match self.store.asset_owner(ctx, &msg.dataset_id).await {
+            Ok(owner) => owner,
+            Err(e) => {
+                tracing::warn!(
+                    tenant = ctx,
+                    "asset owner lookup failed, using selectors: {e}"
+                );
+                None
+            }
+        };
+        let created_by = creator.and_then(|owner| {
+            apps.iter().find(|a| {
+                a.plugin.id() == owner
+                    && a.plugin
+                        .manifest
+                        .data_plane
+                        .as_ref()
+                        .is_some_and(|dp| dp.profiles.iter().any(|p| *p == msg.profile))
+            })
+        });
+        let owner = created_by.or_else(|| select_owner(&apps, &msg.profile, &msg.dataset_id)).cloned().ok_or_else(|| {
             DpsError::BadRequest(format!(
                 "no app enabled for participant context {ctx} serves profile {:?} for dataset {:?}",
                 msg.profile, msg.dataset_id

@@ -346,7 +346,9 @@ impl ManagementClient {
                 Ok(Ok((401, _))) if !refreshed => {
                     // The token may have been revoked or expired early: one fresh token.
                     refreshed = true;
-                    self.inner.tokens.invalidate(ex.ctx, ex.scopes, &token);
+                    let invalidate = self.inner.tokens.invalidate(ex.ctx, ex.scopes, &token);
+                    // Bounded like everything else; on timeout the next token call fails too.
+                    let _ = tokio::time::timeout_at(ex.deadline, invalidate).await;
                     tracing::debug!(
                         ctx = ex.ctx,
                         "control plane answered 401; renewing the token once"
@@ -615,6 +617,46 @@ fn add_callback(
     !ours
 }
 
+impl ManagementClient {
+    /// Remembers which app created an asset (and forgets it when the asset is deleted), so
+    /// the data plane can route flows on the asset to that app. Failures are logged: the
+    /// app's call already succeeded and the selectors of the manifests remain the fallback.
+    async fn track_asset_owner(
+        &self,
+        ctx: &str,
+        plugin: &str,
+        method: weft_runtime::bindings::management::Method,
+        path: &str,
+        response: &MgmtResponse,
+    ) {
+        use weft_runtime::bindings::management::Method;
+        let Some(store) = self.store() else { return };
+        if !(200..300).contains(&response.status) {
+            return;
+        }
+        let outcome = match (method, path.split('/').collect::<Vec<_>>().as_slice()) {
+            (Method::Post, ["assets"]) => {
+                let id = serde_json::from_str::<Value>(&response.body)
+                    .ok()
+                    .and_then(|v| v.get("@id").and_then(Value::as_str).map(str::to_owned));
+                match id {
+                    Some(id) => store.set_asset_owner(ctx, &id, plugin).await,
+                    None => return,
+                }
+            }
+            (Method::Delete, ["assets", id]) => store.delete_asset_owner(ctx, id).await.map(|_| ()),
+            _ => return,
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(
+                tenant = ctx,
+                plugin,
+                "could not record the asset's owner: {e}"
+            );
+        }
+    }
+}
+
 #[async_trait]
 impl ManagementBackend for ManagementClient {
     async fn send(
@@ -622,8 +664,12 @@ impl ManagementBackend for ManagementClient {
         call: &CallContext,
         request: MgmtRequest,
     ) -> Result<MgmtResponse, GuestError> {
-        self.send_as(&call.tenant.participant_context_id, request)
-            .await
+        let ctx = &call.tenant.participant_context_id;
+        let (method, path) = (request.method, request.path.clone());
+        let response = self.send_as(ctx, request).await?;
+        self.track_asset_owner(ctx, &call.plugin_id, method, &path, &response)
+            .await;
+        Ok(response)
     }
 
     async fn wait_for_state(

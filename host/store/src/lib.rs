@@ -38,13 +38,14 @@ macro_rules! with_pool {
 mod audit;
 mod connect;
 mod error;
+pub mod flows;
+pub mod management;
+mod owners;
 mod plugins;
 mod records;
 mod state;
 mod tenants;
 mod validate;
-pub mod flows;
-pub mod management;
 
 pub use connect::{
     PG_MAX_CONNECTIONS, POOL_ACQUIRE_TIMEOUT, SQLITE_BUSY_TIMEOUT, SQLITE_MAX_CONNECTIONS,

@@ -118,6 +118,7 @@ suite!(
     state_tenant_isolation,
     state_unknown_scope,
     audit_ordering_and_paging,
+    asset_owners,
     invalid_input,
 );
 
@@ -1104,4 +1105,33 @@ async fn rejects_unknown_urls_and_sqlite_schema() {
             Err(StoreError::Invalid(_))
         ));
     }
+}
+
+async fn asset_owners(h: Arc<Harness>) {
+    let store = h.open().await;
+    assert_eq!(store.asset_owner("t1", "a1").await.unwrap(), None);
+    store.set_asset_owner("t1", "a1", "ccm").await.unwrap();
+    store.set_asset_owner("t2", "a1", "hello").await.unwrap();
+    assert_eq!(
+        store.asset_owner("t1", "a1").await.unwrap().as_deref(),
+        Some("ccm")
+    );
+    assert_eq!(
+        store.asset_owner("t2", "a1").await.unwrap().as_deref(),
+        Some("hello"),
+        "owners are per tenant"
+    );
+    store.set_asset_owner("t1", "a1", "other").await.unwrap();
+    assert_eq!(
+        store.asset_owner("t1", "a1").await.unwrap().as_deref(),
+        Some("other"),
+        "the latest creator wins"
+    );
+    assert!(store.delete_asset_owner("t1", "a1").await.unwrap());
+    assert!(!store.delete_asset_owner("t1", "a1").await.unwrap());
+    assert_eq!(store.asset_owner("t1", "a1").await.unwrap(), None);
+    assert_eq!(
+        store.asset_owner("t2", "a1").await.unwrap().as_deref(),
+        Some("hello")
+    );
 }
