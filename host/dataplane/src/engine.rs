@@ -657,7 +657,7 @@ impl Engine {
                         .manifest
                         .data_plane
                         .as_ref()
-                        .is_some_and(|dp| dp.profiles.iter().any(|p| *p == msg.profile))
+                        .is_some_and(|dp| dp.profiles.contains(&msg.profile))
             })
         });
         let owner = created_by.or_else(|| select_owner(&apps, &msg.profile, &msg.dataset_id)).cloned().ok_or_else(|| {
