@@ -829,23 +829,53 @@ impl Engine {
             weft_store::now()
         };
         let flow_id = change.flow.id.clone();
+        let report_kind = match &report {
+            FlowReport::Prepared(_) => ReportKind::Prepared,
+            _ => ReportKind::Other,
+        };
         match report {
-            FlowReport::Prepared(offered) => {
-                if role != Role::Consumer {
-                    return Err(GuestError::Conflict(
-                        "`prepared` is reported for consumer flows".into(),
-                    ));
-                }
-                if state == FlowState::Prepared {
-                    return Ok(());
-                }
-                if state != FlowState::Preparing {
+            FlowReport::Prepared(offered) | FlowReport::Started(offered) => {
+                // The asynchronous end of `prepare` (consumer) or `start` (provider): the
+                // two differ only in role, states, the mode that carries an address, and
+                // the callback's name.
+                let (needed_role, from, to, address_mode, name) =
+                    if matches!(report_kind, ReportKind::Prepared) {
+                        (
+                            Role::Consumer,
+                            FlowState::Preparing,
+                            FlowState::Prepared,
+                            Mode::Push,
+                            "prepared",
+                        )
+                    } else {
+                        (
+                            Role::Provider,
+                            FlowState::Starting,
+                            FlowState::Started,
+                            Mode::Pull,
+                            "started",
+                        )
+                    };
+                if role != needed_role {
+                    let side = if needed_role == Role::Consumer {
+                        "consumer"
+                    } else {
+                        "provider"
+                    };
                     return Err(GuestError::Conflict(format!(
-                        "data flow {flow_id} is {state}, not PREPARING"
+                        "`{name}` is reported for {side} flows"
                     )));
                 }
-                change.record(FlowState::Prepared, "report:prepared", None, json!({}));
-                let address = if mode == Mode::Push {
+                if state == to {
+                    return Ok(());
+                }
+                if state != from {
+                    return Err(GuestError::Conflict(format!(
+                        "data flow {flow_id} is {state}, not {from}"
+                    )));
+                }
+                change.record(to, &format!("report:{name}"), None, json!({}));
+                let address = if mode == address_mode {
                     Some(match offered.as_ref().map(app_address) {
                         Some(Ok(a)) => Self::use_app_address(change, a),
                         Some(Err(e)) => return Err(GuestError::Invalid(e)),
@@ -854,37 +884,9 @@ impl Engine {
                 } else {
                     None
                 };
-                let mut message = StatusMessage::new(&flow_id, FlowState::Prepared);
+                let mut message = StatusMessage::new(&flow_id, to);
                 message.data_address = address;
-                change.callback("prepared", &message, not_before);
-            }
-            FlowReport::Started(offered) => {
-                if role != Role::Provider {
-                    return Err(GuestError::Conflict(
-                        "`started` is reported for provider flows".into(),
-                    ));
-                }
-                if state == FlowState::Started {
-                    return Ok(());
-                }
-                if state != FlowState::Starting {
-                    return Err(GuestError::Conflict(format!(
-                        "data flow {flow_id} is {state}, not STARTING"
-                    )));
-                }
-                change.record(FlowState::Started, "report:started", None, json!({}));
-                let address = if mode == Mode::Pull {
-                    Some(match offered.as_ref().map(app_address) {
-                        Some(Ok(a)) => Self::use_app_address(change, a),
-                        Some(Err(e)) => return Err(GuestError::Invalid(e)),
-                        None => self.mint_address(change),
-                    })
-                } else {
-                    None
-                };
-                let mut message = StatusMessage::new(&flow_id, FlowState::Started);
-                message.data_address = address;
-                change.callback("started", &message, not_before);
+                change.callback(name, &message, not_before);
             }
             FlowReport::Completed => {
                 if state == FlowState::Completed {
@@ -1288,4 +1290,11 @@ impl Engine {
             )))
         }
     }
+}
+
+/// Which asynchronous report a [`FlowReport`] is, once its payload is moved out.
+#[derive(Clone, Copy)]
+enum ReportKind {
+    Prepared,
+    Other,
 }
