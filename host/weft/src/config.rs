@@ -115,6 +115,14 @@ jwks-url = "https://idp.example.com/jwks"
     }
 
     #[test]
+    fn the_example_config_parses() {
+        let text = include_str!("../../../weft.example.toml");
+        let c = WeftConfig::parse(text, []).expect("weft.example.toml is valid");
+        assert!(c.management.is_some() && c.data_plane.is_some());
+        assert_eq!(c.auth.claim_mode, weft_auth::ClaimMode::ParticipantContext);
+    }
+
+    #[test]
     fn environment_overrides_apply() {
         let vars = [
             ("WEFT__LISTEN".to_string(), "127.0.0.1:9999".to_string()),
