@@ -113,7 +113,12 @@ fn discover(plugins_dir: &Path) -> Result<Vec<(PathBuf, String)>, String> {
         .get("workspace")
         .and_then(|w| w.get("members"))
         .and_then(|m| m.as_array())
-        .map(|m| m.iter().filter_map(|v| v.as_str()).map(|p| root.join(p)).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|v| v.as_str())
+                .map(|p| root.join(p))
+                .collect()
+        })
         .unwrap_or_default();
     let entries =
         fs::read_dir(plugins_dir).map_err(|e| format!("{}: {e}", plugins_dir.display()))?;

@@ -33,11 +33,25 @@ fn asset(id: &str) -> Value {
 async fn each_tenant_manages_only_its_own_resources() {
     let t = TestStack::start().await.unwrap();
     for tenant in ["supplier", "oem"] {
-        let created = mgmt(&t, tenant, "post", "assets", Some(asset(&format!("{tenant}-asset")))).await;
+        let created = mgmt(
+            &t,
+            tenant,
+            "post",
+            "assets",
+            Some(asset(&format!("{tenant}-asset"))),
+        )
+        .await;
         assert_eq!(created["status"], 200, "{created}");
         assert_eq!(created["body"]["@id"], format!("{tenant}-asset"));
         // Creating it again is a conflict the app can treat as "exists".
-        let again = mgmt(&t, tenant, "post", "assets", Some(asset(&format!("{tenant}-asset")))).await;
+        let again = mgmt(
+            &t,
+            tenant,
+            "post",
+            "assets",
+            Some(asset(&format!("{tenant}-asset"))),
+        )
+        .await;
         assert_eq!(again["status"], 409, "{again}");
     }
     let listed = mgmt(&t, "supplier", "post", "assets/request", Some(json!({"@context": ["https://w3id.org/edc/connector/management/v2"], "@type": "QuerySpec"}))).await;
@@ -48,7 +62,10 @@ async fn each_tenant_manages_only_its_own_resources() {
         .filter_map(|a| a["@id"].as_str().map(String::from))
         .collect();
     assert!(ids.contains(&"supplier-asset".to_string()), "{listed}");
-    assert!(!ids.contains(&"oem-asset".to_string()), "the supplier sees the OEM's asset: {listed}");
+    assert!(
+        !ids.contains(&"oem-asset".to_string()),
+        "the supplier sees the OEM's asset: {listed}"
+    );
     // Every request reached the control plane under the caller's own context.
     for r in t.stack.dataspace.control_plane().requests() {
         if r.path.contains("/participants/oem/") {
@@ -64,7 +81,10 @@ async fn each_tenant_manages_only_its_own_resources() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_grant_refuses_writes_before_the_control_plane() {
     let t = TestStack::start().await.unwrap();
-    let admin = t.stack.description["adminToken"].as_str().unwrap().to_string();
+    let admin = t.stack.description["adminToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // The tenant narrows hello to read-only management access.
     let (status, body) = t
         .call(
@@ -80,11 +100,23 @@ async fn a_read_only_grant_refuses_writes_before_the_control_plane() {
     let refused = mgmt(&t, "oem", "post", "assets", Some(asset("not-allowed"))).await;
     assert_eq!(refused["error"], "access-denied", "{refused}");
     assert!(
-        t.stack.dataspace.control_plane().requests().iter().all(|r| !r.body.contains("not-allowed")),
+        t.stack
+            .dataspace
+            .control_plane()
+            .requests()
+            .iter()
+            .all(|r| !r.body.contains("not-allowed")),
         "the write reached the control plane"
     );
     // Reads still work.
-    let read = mgmt(&t, "oem", "post", "assets/request", Some(json!({"@type": "QuerySpec"}))).await;
+    let read = mgmt(
+        &t,
+        "oem",
+        "post",
+        "assets/request",
+        Some(json!({"@type": "QuerySpec"})),
+    )
+    .await;
     assert_eq!(read["status"], 200, "{read}");
     t.shutdown().await;
 }

@@ -193,20 +193,19 @@ impl TokenProvider {
     /// Drops the cached token for (ctx, scopes) if it is `rejected` (the control plane
     /// answered 401), so the next [`TokenProvider::token`] fetches a new one. A newer token
     /// another caller already fetched is kept.
-    pub fn invalidate(&self, ctx: &str, scopes: &[String], rejected: &AccessToken) {
+    pub async fn invalidate(&self, ctx: &str, scopes: &[String], rejected: &AccessToken) {
         let key = SlotKey::Tenant {
             ctx: ctx.to_owned(),
             scope: scopes.join(" "),
         };
-        self.invalidate_slot(key, rejected);
+        self.invalidate_slot(key, rejected).await;
     }
 
-    fn invalidate_slot(&self, key: SlotKey, rejected: &AccessToken) {
+    async fn invalidate_slot(&self, key: SlotKey, rejected: &AccessToken) {
         let slot = self.slot(key);
-        // Only if nobody is fetching right now; a fetch in progress yields a new token anyway.
-        if let Ok(mut slot) = slot.try_lock()
-            && slot.token.as_ref().is_some_and(|(t, _)| t == rejected)
-        {
+        // Waits for a fetch in progress (its token is new, so it is kept).
+        let mut slot = slot.lock().await;
+        if slot.token.as_ref().is_some_and(|(t, _)| t == rejected) {
             slot.token = None;
         }
     }
@@ -322,7 +321,7 @@ impl TokenProvider {
                     .await;
                 if result.is_err() && subject_token_file.is_none() {
                     // The subject token may be what was refused (expired, revoked).
-                    self.invalidate_slot(SlotKey::Subject, &subject);
+                    self.invalidate_slot(SlotKey::Subject, &subject).await;
                 }
                 result
             }

@@ -321,6 +321,9 @@ async fn callbacks_are_authenticated_hints() {
             .status(),
         400
     );
+    let huge = post(format!("{url}?token={token}"), "x".repeat(300 << 10)).await;
+    assert_eq!(huge.status(), 413);
+    assert_eq!(huge.json::<Value>().await.unwrap()["error"], "invalid");
     let other = json!({"type": "AssetCreated", "payload": {"@id": "a"}});
     assert_eq!(
         post(format!("{url}?token={token}"), other.to_string())

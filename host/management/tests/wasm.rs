@@ -46,7 +46,11 @@ fn grants(management: &[&str], state_quota_bytes: u64) -> Grants {
 }
 
 fn call(ctx: &str, entry: Entry, grants: Grants) -> CallContext {
-    let tenant = Tenant { participant_context_id: ctx.into(), did: format!("did:web:{ctx}"), bpn: None };
+    let tenant = Tenant {
+        participant_context_id: ctx.into(),
+        did: format!("did:web:{ctx}"),
+        bpn: None,
+    };
     let mut call = CallContext::new(tenant, entry);
     call.grants = Arc::new(grants);
     call
@@ -76,7 +80,14 @@ async fn setup() -> Wasm {
             signature: None,
         })
         .unwrap();
-    Wasm { f, client, store, state, rt, hello }
+    Wasm {
+        f,
+        client,
+        store,
+        state,
+        rt,
+        hello,
+    }
 }
 
 impl Wasm {
@@ -100,7 +111,10 @@ impl Wasm {
     }
 
     async fn last_event(&self, ctx: &str) -> Option<String> {
-        let scope = Scope { tenant: ctx.into(), plugin: "hello".into() };
+        let scope = Scope {
+            tenant: ctx.into(),
+            plugin: "hello".into(),
+        };
         self.state
             .get(&scope, "last-event")
             .await
@@ -121,16 +135,36 @@ async fn the_management_import_is_tenant_scoped_and_granted() {
     let w = setup().await;
     // The same app, enabled for two tenants, bootstraps the same asset id for each.
     for ctx in [CONSUMER, OUTSIDER] {
-        let r = w.api(ctx, grants(&RW, 1 << 20), "/mgmt", create_asset("app-asset")).await;
+        let r = w
+            .api(
+                ctx,
+                grants(&RW, 1 << 20),
+                "/mgmt",
+                create_asset("app-asset"),
+            )
+            .await;
         assert_eq!(r["status"], 200, "{r}");
         assert_eq!(r["body"]["@id"], "app-asset");
     }
     // A second bootstrap sees 409: "exists".
-    let r = w.api(CONSUMER, grants(&RW, 1 << 20), "/mgmt", create_asset("app-asset")).await;
+    let r = w
+        .api(
+            CONSUMER,
+            grants(&RW, 1 << 20),
+            "/mgmt",
+            create_asset("app-asset"),
+        )
+        .await;
     assert_eq!(r["status"], 409, "{r}");
     // Each tenant sees only its own asset.
-    let mine = w.api(CONSUMER, grants(&RW, 1 << 20), "/mgmt",
-        json!({"method": "POST", "path": "assets/request", "body": {"@type": "QuerySpec"}})).await;
+    let mine = w
+        .api(
+            CONSUMER,
+            grants(&RW, 1 << 20),
+            "/mgmt",
+            json!({"method": "POST", "path": "assets/request", "body": {"@type": "QuerySpec"}}),
+        )
+        .await;
     assert_eq!(mine["body"].as_array().unwrap().len(), 1, "{mine}");
     for r in w.f.recorded() {
         assert!(!r.path.contains("/participants/provider-pc/"), "{}", r.path);
@@ -138,17 +172,44 @@ async fn the_management_import_is_tenant_scoped_and_granted() {
 
     // Read-only grants: a write is refused inside the host and never reaches the control plane.
     w.f.sb.control_plane().clear_requests();
-    let r = w.api(CONSUMER, grants(&[READ], 1 << 20), "/mgmt", create_asset("denied")).await;
+    let r = w
+        .api(
+            CONSUMER,
+            grants(&[READ], 1 << 20),
+            "/mgmt",
+            create_asset("denied"),
+        )
+        .await;
     assert_eq!(r["error"], "access-denied", "{r}");
     assert!(w.f.recorded().is_empty(), "the control plane saw nothing");
-    let r = w.api(CONSUMER, grants(&[READ], 1 << 20), "/mgmt",
-        json!({"method": "GET", "path": "assets/app-asset"})).await;
+    let r = w
+        .api(
+            CONSUMER,
+            grants(&[READ], 1 << 20),
+            "/mgmt",
+            json!({"method": "GET", "path": "assets/app-asset"}),
+        )
+        .await;
     assert_eq!(r["status"], 200, "{r}");
     // Nothing outside the tenant scope.
     w.f.sb.control_plane().clear_requests();
-    for path in ["../provider-pc/assets", "participants", "/api/mgmt/v5beta/participants/provider-pc/assets"] {
-        let r = w.api(CONSUMER, grants(&RW, 1 << 20), "/mgmt", json!({"method": "GET", "path": path})).await;
-        assert!(r["error"] == "invalid" || r["error"] == "access-denied", "{path}: {r}");
+    for path in [
+        "../provider-pc/assets",
+        "participants",
+        "/api/mgmt/v5beta/participants/provider-pc/assets",
+    ] {
+        let r = w
+            .api(
+                CONSUMER,
+                grants(&RW, 1 << 20),
+                "/mgmt",
+                json!({"method": "GET", "path": path}),
+            )
+            .await;
+        assert!(
+            r["error"] == "invalid" || r["error"] == "access-denied",
+            "{path}: {r}"
+        );
     }
     assert!(w.f.recorded().is_empty());
 }
@@ -158,23 +219,56 @@ async fn apps_wait_and_watch_without_spinning() {
     let w = setup().await;
     offer(&w.client, "data").await;
     let id = negotiate(&w.f, &w.client, CONSUMER, "data").await;
-    let r = w.api(CONSUMER, grants(&RW, 1 << 20), "/wait", json!({"kind": "contract-negotiation",
-        "id": id, "states": ["FINALIZED", "TERMINATED"], "timeoutMs": 20_000})).await;
+    let r = w
+        .api(
+            CONSUMER,
+            grants(&RW, 1 << 20),
+            "/wait",
+            json!({"kind": "contract-negotiation",
+        "id": id, "states": ["FINALIZED", "TERMINATED"], "timeoutMs": 20_000}),
+        )
+        .await;
     assert_eq!(r["state"], "FINALIZED", "{r}");
     let outsider = negotiate(&w.f, &w.client, OUTSIDER, "data").await;
-    let r = w.api(OUTSIDER, grants(&RW, 1 << 20), "/wait", json!({"kind": "contract-negotiation",
-        "id": outsider, "states": ["FINALIZED", "TERMINATED"], "timeoutMs": 20_000})).await;
+    let r = w
+        .api(
+            OUTSIDER,
+            grants(&RW, 1 << 20),
+            "/wait",
+            json!({"kind": "contract-negotiation",
+        "id": outsider, "states": ["FINALIZED", "TERMINATED"], "timeoutMs": 20_000}),
+        )
+        .await;
     assert_eq!(r["state"], "TERMINATED", "{r}");
     // The outsider cannot wait on or watch the consumer's negotiation.
-    let r = w.api(OUTSIDER, grants(&RW, 1 << 20), "/wait", json!({"kind": "contract-negotiation",
-        "id": id, "states": ["FINALIZED"], "timeoutMs": 1_000})).await;
+    let r = w
+        .api(
+            OUTSIDER,
+            grants(&RW, 1 << 20),
+            "/wait",
+            json!({"kind": "contract-negotiation",
+        "id": id, "states": ["FINALIZED"], "timeoutMs": 1_000}),
+        )
+        .await;
     assert_eq!(r["error"], "not-found", "{r}");
-    let r = w.api(CONSUMER, grants(&RW, 1 << 20), "/watch",
-        json!({"kind": "contract-negotiation", "id": id, "correlation": "c1"})).await;
+    let r = w
+        .api(
+            CONSUMER,
+            grants(&RW, 1 << 20),
+            "/watch",
+            json!({"kind": "contract-negotiation", "id": id, "correlation": "c1"}),
+        )
+        .await;
     assert_eq!(r["watching"], id.as_str(), "{r}");
     let watches = w.store.mgmt_watches(None, 10).await.unwrap();
     assert_eq!(watches.len(), 1);
-    assert_eq!((watches[0].watch.tenant_id.as_str(), watches[0].watch.plugin_id.as_str()), (CONSUMER, "hello"));
+    assert_eq!(
+        (
+            watches[0].watch.tenant_id.as_str(),
+            watches[0].watch.plugin_id.as_str()
+        ),
+        (CONSUMER, "hello")
+    );
 }
 
 /// Delivers to the real `hello` plugin; the outsider's enablement has no state quota, so its
@@ -208,14 +302,17 @@ impl EventTargets for HelloTargets {
             return Err(DeliveryError::NotEnabled);
         }
         let call = call(ctx, Entry::Events, Self::grants_of(ctx));
-        deliver_via_runtime(self.rt.clone(), self.hello.clone(), call, event).await
+        deliver_via_runtime(&self.rt, &self.hello, call, event).await
     }
 }
 
 #[tokio::test]
 async fn events_reach_the_app_for_the_right_tenant_and_failures_are_audited() {
     let w = setup().await;
-    let targets = Arc::new(HelloTargets { rt: w.rt.clone(), hello: w.hello.clone() });
+    let targets = Arc::new(HelloTargets {
+        rt: w.rt.clone(),
+        hello: w.hello.clone(),
+    });
     let hub = EventHub::new(w.client.clone(), targets).unwrap();
     offer(&w.client, "data").await;
     assert_eq!(hub.poll_once().await.errors, 0);
@@ -223,7 +320,13 @@ async fn events_reach_the_app_for_the_right_tenant_and_failures_are_audited() {
     let id = negotiate(&w.f, &w.client, CONSUMER, "data").await;
     let done = ["FINALIZED".to_owned(), "TERMINATED".to_owned()];
     w.client
-        .wait_for(CONSUMER, weft_management::Process::Negotiation, &id, &done, Duration::from_secs(20))
+        .wait_for(
+            CONSUMER,
+            weft_management::Process::Negotiation,
+            &id,
+            &done,
+            Duration::from_secs(20),
+        )
         .await
         .unwrap();
     assert_eq!(hub.poll_once().await.events, 1);
@@ -239,10 +342,17 @@ async fn events_reach_the_app_for_the_right_tenant_and_failures_are_audited() {
     let events = w.store.mgmt_events_of(CONSUMER, 10).await.unwrap();
     assert_eq!(events.len(), 2, "{events:?}");
     let negotiation_event = events.iter().find(|e| e.subject == id).unwrap();
-    let last = w.last_event(CONSUMER).await.expect("the consumer's app got its events");
+    let last = w
+        .last_event(CONSUMER)
+        .await
+        .expect("the consumer's app got its events");
     assert!(events.iter().any(|e| e.id == last), "{last}");
     assert!(negotiation_event.attempts == 1);
-    assert_eq!(w.last_event(OUTSIDER).await, None, "the outsider's app recorded nothing");
+    assert_eq!(
+        w.last_event(OUTSIDER).await,
+        None,
+        "the outsider's app recorded nothing"
+    );
     assert!(w.last_event(PROVIDER).await.is_none());
 
     let audit = w
@@ -257,5 +367,8 @@ async fn events_reach_the_app_for_the_right_tenant_and_failures_are_audited() {
     assert_eq!(audit[0].action, "event.delivery-failed");
     let detail: Value = serde_json::from_str(&audit[0].detail_json).unwrap();
     assert_eq!(detail["attempts"], 3, "{detail}");
-    assert!(detail["reason"].as_str().unwrap().contains("handler"), "{detail}");
+    assert!(
+        detail["reason"].as_str().unwrap().contains("handler"),
+        "{detail}"
+    );
 }

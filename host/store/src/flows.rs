@@ -156,8 +156,7 @@ const FLOW_COLUMNS: &str = "tenant_id, id, plugin_id, role, mode, state, profile
      labels_json, metadata_json, control_plane_id, callback_address, counterparty_address_json, \
      own_address_json, version, created_at, updated_at";
 
-const CALLBACK_COLUMNS: &str =
-    "id, tenant_id, flow_id, kind, body_json, attempts, next_attempt_at, last_error, dead, created_at";
+const CALLBACK_COLUMNS: &str = "id, tenant_id, flow_id, kind, body_json, attempts, next_attempt_at, last_error, dead, created_at";
 
 #[derive(sqlx::FromRow)]
 struct FlowRow {
@@ -477,12 +476,13 @@ impl Store {
             .await?
             .rows_affected();
             if updated == 0 {
-                let exists: Option<(i64,)> =
-                    sqlx::query_as("SELECT version FROM dps_flows WHERE tenant_id = $1 AND id = $2")
-                        .bind(&flow.tenant_id)
-                        .bind(&flow.id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                let exists: Option<(i64,)> = sqlx::query_as(
+                    "SELECT version FROM dps_flows WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(&flow.tenant_id)
+                .bind(&flow.id)
+                .fetch_optional(&mut *tx)
+                .await?;
                 return Err(match exists {
                     None => not_found_flow(&flow.tenant_id, &flow.id),
                     Some(_) => StoreError::Conflict(format!(
@@ -541,14 +541,15 @@ impl Store {
         check_flow_key(tenant, flow)?;
         with_pool!(self, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
-            let deleted =
-                sqlx::query("DELETE FROM dps_flows WHERE tenant_id = $1 AND id = $2 AND version = $3")
-                    .bind(tenant)
-                    .bind(flow)
-                    .bind(version)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+            let deleted = sqlx::query(
+                "DELETE FROM dps_flows WHERE tenant_id = $1 AND id = $2 AND version = $3",
+            )
+            .bind(tenant)
+            .bind(flow)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             if deleted == 0 {
                 return Ok(false);
             }
@@ -663,7 +664,11 @@ impl Store {
     }
 
     /// One control plane registration.
-    pub async fn get_control_plane(&self, tenant: &str, id: &str) -> Result<Option<ControlPlaneRecord>> {
+    pub async fn get_control_plane(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<ControlPlaneRecord>> {
         validate::id("tenant id", tenant)?;
         validate::id("control plane id", id)?;
         with_pool!(self, |pool, _begin| {
@@ -713,7 +718,11 @@ impl Store {
     /// Callbacks due at `at`, oldest first, at most `limit` (capped at
     /// [`MAX_CALLBACK_BATCH`]). Only the oldest live callback of each flow is returned, so
     /// a flow's callbacks are delivered in the order they were queued.
-    pub async fn due_callbacks(&self, at: OffsetDateTime, limit: u32) -> Result<Vec<CallbackRecord>> {
+    pub async fn due_callbacks(
+        &self,
+        at: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<CallbackRecord>> {
         let at = to_millis(at)?;
         let limit = i64::from(limit.clamp(1, MAX_CALLBACK_BATCH));
         with_pool!(self, |pool, _begin| {
@@ -826,5 +835,181 @@ impl Store {
             .await?;
             rows.into_iter().map(CallbackRow::into_record).collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(id: &str) -> FlowRecord {
+        let at = now();
+        FlowRecord {
+            tenant_id: "t1".into(),
+            id: id.into(),
+            plugin_id: "app".into(),
+            role: "provider".into(),
+            mode: "pull".into(),
+            state: "INITIALIZED".into(),
+            profile: "p".into(),
+            message_id: "m1".into(),
+            participant_id: "a".into(),
+            counter_party_id: "b".into(),
+            dataspace_context: "c".into(),
+            agreement_id: "ag".into(),
+            dataset_id: "ds".into(),
+            claims_json: "{}".into(),
+            labels_json: "[]".into(),
+            metadata_json: "{}".into(),
+            control_plane_id: None,
+            callback_address: None,
+            counterparty_address_json: None,
+            own_address_json: None,
+            version: 0,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    fn event(to: &str) -> FlowEvent {
+        FlowEvent {
+            from_state: None,
+            to_state: to.into(),
+            event: "e".into(),
+            message_id: None,
+            detail_json: "{}".into(),
+        }
+    }
+
+    fn callback(kind: &str) -> NewCallback {
+        NewCallback {
+            kind: kind.into(),
+            body_json: "{}".into(),
+            not_before: now(),
+        }
+    }
+
+    const HASH: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    #[tokio::test]
+    async fn flows_move_atomically_with_tokens_history_and_callbacks() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let created = store
+            .create_flow(&flow("f1"), &event("INITIALIZED"))
+            .await
+            .unwrap();
+        assert_eq!(created.version, 1);
+        assert!(matches!(
+            store.create_flow(&flow("f1"), &event("INITIALIZED")).await,
+            Err(StoreError::Conflict(_))
+        ));
+
+        let mut next = created.clone();
+        next.state = "STARTED".into();
+        let update = FlowUpdate {
+            flow: next,
+            events: vec![event("STARTED")],
+            revoke_tokens: true,
+            add_token_hash: Some(HASH.into()),
+            callbacks: vec![callback("started"), callback("completed")],
+        };
+        let stored = store.update_flow(&update).await.unwrap();
+        assert_eq!(stored.version, 2);
+        assert_eq!(
+            store.get_flow("t1", "f1").await.unwrap().unwrap().state,
+            "STARTED"
+        );
+        assert_eq!(store.flow_history("t1", "f1").await.unwrap().len(), 2);
+        let token = store.flow_for_token(HASH).await.unwrap().unwrap();
+        assert_eq!(
+            (token.tenant_id.as_str(), token.flow_id.as_str()),
+            ("t1", "f1")
+        );
+
+        // A stale version changes nothing.
+        let stale = store.update_flow(&update).await;
+        assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+        assert_eq!(store.flow_history("t1", "f1").await.unwrap().len(), 2);
+        assert_eq!(store.list_callbacks("t1", "f1").await.unwrap().len(), 2);
+
+        // Only the oldest callback of a flow is due; claims are exclusive.
+        let due = store.due_callbacks(now(), 10).await.unwrap();
+        assert_eq!(
+            due.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(),
+            ["started"]
+        );
+        let lease = now() + std::time::Duration::from_secs(60);
+        assert!(
+            store
+                .claim_callback(due[0].id, due[0].next_attempt_at, lease)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .claim_callback(due[0].id, due[0].next_attempt_at, lease)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store.due_callbacks(now(), 10).await.unwrap().is_empty(),
+            "a leased callback holds its flow's queue"
+        );
+        assert!(store.finish_callback(due[0].id).await.unwrap());
+        let due = store.due_callbacks(now(), 10).await.unwrap();
+        assert_eq!(
+            due.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(),
+            ["completed"]
+        );
+        store
+            .reschedule_callback(due[0].id, 1, now(), "boom", true)
+            .await
+            .unwrap();
+        assert!(
+            store.due_callbacks(now(), 10).await.unwrap().is_empty(),
+            "dead callbacks are not due"
+        );
+        assert_eq!(store.next_callback_due().await.unwrap(), None);
+
+        // Revocation, and deletion of a never-acknowledged flow.
+        let mut revoke = update.clone();
+        revoke.flow = stored.clone();
+        revoke.add_token_hash = None;
+        revoke.callbacks.clear();
+        store.update_flow(&revoke).await.unwrap();
+        assert!(store.flow_for_token(HASH).await.unwrap().is_none());
+        assert!(!store.delete_flow("t1", "f1", 1).await.unwrap());
+        assert!(store.delete_flow("t1", "f1", 3).await.unwrap());
+        assert!(store.get_flow("t1", "f1").await.unwrap().is_none());
+        assert!(store.flow_history("t1", "f1").await.unwrap().is_empty());
+        assert!(matches!(
+            store.flow_for_token("not hex").await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn control_planes_are_replaced_listed_and_deleted() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let at = now();
+        let mut cp = ControlPlaneRecord {
+            tenant_id: "t1".into(),
+            id: "cp".into(),
+            endpoint: "https://cp/a".into(),
+            authorization_json: None,
+            created_at: at,
+            updated_at: at,
+        };
+        assert!(store.put_control_plane(&cp).await.unwrap());
+        cp.endpoint = "https://cp/b".into();
+        cp.created_at = at + std::time::Duration::from_secs(5);
+        assert!(!store.put_control_plane(&cp).await.unwrap());
+        let listed = store.list_control_planes("t1").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].endpoint, "https://cp/b");
+        assert_eq!(listed[0].created_at, at, "created_at survives a replace");
+        assert!(store.list_control_planes("t2").await.unwrap().is_empty());
+        assert!(store.delete_control_plane("t1", "cp").await.unwrap());
+        assert!(!store.delete_control_plane("t1", "cp").await.unwrap());
     }
 }

@@ -216,6 +216,13 @@ impl Stack {
         provision(&base, &admin_token, app_config)
             .await
             .context("provisioning the demo tenants")?;
+        // Register the data plane of the tenants just enabled now, not at the next periodic
+        // reconcile (which ran before they existed): pulls must work as soon as we return.
+        if let Some(client) = &assembled.management {
+            crate::wiring::reconcile_dataplanes(&weft, client)
+                .await
+                .context("registering the demo tenants' data plane")?;
+        }
 
         let mut tenants = serde_json::Map::new();
         for t in &DEMO_TENANTS {

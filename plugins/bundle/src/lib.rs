@@ -59,7 +59,11 @@ pub const WRONG_WORLD: Bundled = bundled!(
 );
 
 /// The DPS conformance fixture: every http-pull/http-push flow, `async`/`complete` on cue.
-pub const DPS_CONFORMANCE: Bundled = bundled!("dps-conformance", "dps-conformance/weft.toml", "WEFT_BUNDLE_DPS_CONFORMANCE");
+pub const DPS_CONFORMANCE: Bundled = bundled!(
+    "dps-conformance",
+    "dps-conformance/weft.toml",
+    "WEFT_BUNDLE_DPS_CONFORMANCE"
+);
 
 /// Company Certificate Management (CX-0135 v2.4.0), provider and consumer.
 pub const CCM: Bundled = bundled!("ccm", "ccm/weft.toml", "WEFT_BUNDLE_CCM");

@@ -187,8 +187,11 @@ weft_sdk::export_plugin!(DpsConformance);
 fn data(flow_id: &str, mut req: Request) -> Result<Response> {
     match req.method() {
         Method::Get => {
-            let len = req.query_parse::<u64>("bytes")?.unwrap_or(DEFAULT_PULL_BYTES);
-            Ok(Response::reader(200, Pattern::new(len)).with_header("content-type", "application/octet-stream"))
+            let len = req
+                .query_parse::<u64>("bytes")?
+                .unwrap_or(DEFAULT_PULL_BYTES);
+            Ok(Response::reader(200, Pattern::new(len))
+                .with_header("content-type", "application/octet-stream"))
         }
         Method::Post | Method::Put => {
             let mut buf = vec![0u8; READ_CHUNK];
@@ -203,9 +206,14 @@ fn data(flow_id: &str, mut req: Request) -> Result<Response> {
             let key = format!("pushed/{flow_id}");
             let total = state::get_json::<u64>(&key)?.unwrap_or(0) + received;
             state::set_json(&key, &total)?;
-            Ok(Response::json(200, &json!({ "received": received, "total": total })))
+            Ok(Response::json(
+                200,
+                &json!({ "received": received, "total": total }),
+            ))
         }
-        other => Err(Error::Invalid(format!("method {other} is not served on data flows"))),
+        other => Err(Error::Invalid(format!(
+            "method {other} is not served on data flows"
+        ))),
     }
 }
 
@@ -213,15 +221,19 @@ fn data(flow_id: &str, mut req: Request) -> Result<Response> {
 pub fn api() -> Router {
     Router::new()
         .get("/hooks/{flow}", |_, p| {
-            let hooks: Vec<Value> = state::get_json(&format!("hooks/{}", p.require("flow")?))?.unwrap_or_default();
+            let hooks: Vec<Value> =
+                state::get_json(&format!("hooks/{}", p.require("flow")?))?.unwrap_or_default();
             Ok(Response::json(200, &hooks))
         })
         .get("/pushed/{flow}", |_, p| {
-            let total: u64 = state::get_json(&format!("pushed/{}", p.require("flow")?))?.unwrap_or(0);
+            let total: u64 =
+                state::get_json(&format!("pushed/{}", p.require("flow")?))?.unwrap_or(0);
             Ok(Response::json(200, &json!({ "total": total })))
         })
         .get("/address/{flow}", |_, p| {
-            Ok(outcome(transfer::counterparty_address(p.require("flow")?).map(|a| json!({ "address": a }))))
+            Ok(outcome(
+                transfer::counterparty_address(p.require("flow")?).map(|a| json!({ "address": a })),
+            ))
         })
         .get("/fetch/{flow}", fetch)
         .post("/push/{flow}", push)
@@ -246,7 +258,9 @@ fn fetch(req: Request, p: Params) -> Result<Response> {
 }
 
 fn push(req: Request, p: Params) -> Result<Response> {
-    let len = req.query_parse::<u64>("bytes")?.unwrap_or(DEFAULT_PULL_BYTES);
+    let len = req
+        .query_parse::<u64>("bytes")?
+        .unwrap_or(DEFAULT_PULL_BYTES);
     let path = req.query("path").unwrap_or_else(|| "/".to_owned());
     let request = ClientRequest::new(Method::Post, path)
         .with_header("content-type", "application/octet-stream")
@@ -263,11 +277,13 @@ fn report(mut req: Request, p: Params) -> Result<Response> {
     let body: Value = if raw.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&raw).map_err(|e| Error::invalid(format!("malformed JSON body: {e}")))?
+        serde_json::from_slice(&raw)
+            .map_err(|e| Error::invalid(format!("malformed JSON body: {e}")))?
     };
     let address: Option<DataAddress> = match body.get("address") {
         Some(a) if !a.is_null() => Some(
-            serde_json::from_value(a.clone()).map_err(|e| Error::invalid(format!("malformed address: {e}")))?,
+            serde_json::from_value(a.clone())
+                .map_err(|e| Error::invalid(format!("malformed address: {e}")))?,
         ),
         _ => None,
     };
@@ -277,7 +293,9 @@ fn report(mut req: Request, p: Params) -> Result<Response> {
         "completed" => transfer::completed(flow),
         "errored" => transfer::errored(
             flow,
-            body.get("reason").and_then(Value::as_str).unwrap_or("errored by dps-conformance"),
+            body.get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or("errored by dps-conformance"),
         ),
         other => return Err(Error::NotFound(format!("no transfer report `{other}`"))),
     };

@@ -252,9 +252,18 @@ pub(crate) fn client_send(flow_id: &str, request: ClientRequest) -> Result<Clien
     let out_body = outgoing
         .body()
         .map_err(|()| Error::Internal("outgoing request body already taken".to_owned()))?;
+    // An empty body is finished before the request leaves, so a counterparty that answers
+    // and closes at once (a GET) cannot make the call fail on a body nobody reads.
+    let pending_body = if matches!(request.body, Body::Empty) {
+        wt::OutgoingBody::finish(out_body, None)
+            .map_err(|e| Error::Internal(format!("finishing an empty body: {e:?}")))?;
+        None
+    } else {
+        Some(out_body)
+    };
     let future = crate::wit::weft::plugin::transfer::send(flow_id, outgoing, None)?;
-    write_body(request.body, out_body)
-        .map_err(|e| Error::Unavailable(format!("sending request body: {e}")))?;
+    // A body the counterparty stopped reading is only an error if no answer came back.
+    let body_error = pending_body.and_then(|out| write_body(request.body, out).err());
     {
         let pollable = future.subscribe();
         pollable.block();
@@ -262,9 +271,10 @@ pub(crate) fn client_send(flow_id: &str, request: ClientRequest) -> Result<Clien
     let incoming = match future.get() {
         Some(Ok(Ok(response))) => response,
         Some(Ok(Err(code))) => {
-            return Err(Error::Unavailable(format!(
-                "counterparty request failed: {code:?}"
-            )));
+            return Err(Error::Unavailable(match body_error {
+                Some(e) => format!("sending request body: {e} (counterparty: {code:?})"),
+                None => format!("counterparty request failed: {code:?}"),
+            }));
         }
         Some(Err(())) => return Err(Error::Internal("response already taken".to_owned())),
         None => {

@@ -112,29 +112,17 @@ pub trait EventTargets: Send + Sync + 'static {
 }
 
 /// Calls a plugin's `events` export: the body of a typical [`EventTargets::deliver`].
-///
-/// The call runs on a blocking-pool thread that drives it with the current Tokio runtime:
-/// the future of [`Runtime::event`] is not provably `Send` (its async-closure bound trips
-/// rustc's higher-ranked `Send` check), and [`EventTargets::deliver`] must be. The wait is
-/// still bounded by the call's wall-clock limit; at most
-/// [`delivery::MAX_CONCURRENT_DELIVERIES`] such threads are busy at once.
 pub async fn deliver_via_runtime(
-    runtime: Arc<Runtime>,
-    plugin: Arc<LoadedPlugin>,
+    runtime: &Runtime,
+    plugin: &LoadedPlugin,
     mut call: CallContext,
     event: Event,
 ) -> Result<(), DeliveryError> {
     call.entry = Entry::Events;
-    let handle = tokio::runtime::Handle::current();
-    let joined = tokio::task::spawn_blocking(move || {
-        handle.block_on(async move { runtime.event(&plugin, call, event).await })
-    })
-    .await;
-    match joined {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(e))) => Err(DeliveryError::Handler(describe(&e))),
-        Ok(Err(e)) => Err(DeliveryError::Call(e.to_string())),
-        Err(e) => Err(DeliveryError::Call(format!("the event call did not finish: {e}"))),
+    match runtime.event(plugin, call, event).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(DeliveryError::Handler(describe(&e))),
+        Err(e) => Err(DeliveryError::Call(e.to_string())),
     }
 }
 
@@ -287,6 +275,14 @@ impl EventHub {
     }
 }
 
+/// [`deliver_via_runtime`] must be usable inside [`EventTargets::deliver`], whose future is
+/// `Send`.
+#[allow(dead_code)]
+fn deliver_via_runtime_is_send(rt: &Runtime, p: &LoadedPlugin, c: CallContext, e: Event) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(deliver_via_runtime(rt, p, c, e));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,4 +295,3 @@ mod tests {
         assert_eq!(event_id(&["x"]).len(), 44);
     }
 }
-

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -490,7 +491,21 @@ impl EventHub {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let mut enqueued = 0;
-        for s in self.inner.targets.subscribers(Topic::Timer).await {
+        let subscribers = self.inner.targets.subscribers(Topic::Timer).await;
+        {
+            // Forget the slots of pairs that no longer ask for a timer.
+            let current: BTreeSet<(&str, &str)> = subscribers
+                .iter()
+                .map(|s| (s.ctx.as_str(), s.plugin_id.as_str()))
+                .collect();
+            let mut slots = self
+                .inner
+                .timer_slots
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            slots.retain(|(ctx, plugin), _| current.contains(&(ctx.as_str(), plugin.as_str())));
+        }
+        for s in subscribers {
             let Some(asked) = s.grants.timer_secs else {
                 continue;
             };
@@ -581,10 +596,21 @@ fn envelope_target(envelope: &Value) -> Option<(Process, String)> {
 async fn callback(
     State(hub): State<EventHub>,
     Path(ctx): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let Ok(Query(query)) = query else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "the query string cannot be decoded",
+        );
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return problem(rejection.status(), "invalid", &rejection.body_text()),
+    };
     let Some(auth) = hub.inner.client.callbacks() else {
         return problem(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -114,6 +114,8 @@ async fn start_child(env: &Env, exe: &Path) -> anyhow::Result<Host> {
             format: crate::logging::LogFormat::Text,
             level: "warn".into(),
         },
+        management: None,
+        data_plane: None,
     };
     let config_path = dir.path().join("weft.toml");
     std::fs::write(&config_path, toml::to_string(&config)?)?;
