@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use weft_auth::{Authenticator, Role};
+use weft_runtime::Entry;
 
 /// B2's target: Weft's throughput relative to the native handler.
 const B2_TARGET_RATIO: f64 = 0.5;
@@ -167,6 +168,7 @@ pub(crate) async fn run_b2(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
     }
     let ratio = weft.outcome.rate() / native.outcome.rate().max(1e-9);
     let verdict = Verdict::of(ratio >= B2_TARGET_RATIO && weft.outcome.failed == 0);
+    let parts = breakdown(plan, env, &weft_target, &native_target).await?;
     let mut notes = vec![
         format!(
             "{} connections, {} alternating rounds of {:.1} s per side; load generator on its own thread",
@@ -179,6 +181,7 @@ pub(crate) async fn run_b2(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
             fmt_dur(weft.cpu_per_request()),
             fmt_dur(native.cpu_per_request())
         ),
+        parts.note(),
         format!("Weft answered {weft_body}"),
         format!("native answered {native_body}"),
     ];
@@ -197,6 +200,7 @@ pub(crate) async fn run_b2(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
         "weft_cpu_per_request_us": us(weft.cpu_per_request()),
         "native_cpu_per_request_us": us(native.cpu_per_request()),
         "throughput_ratio": ratio,
+        "breakdown_cpu_us": parts.figures(),
     });
     Ok(Row {
         id: "B2",
@@ -208,6 +212,127 @@ pub(crate) async fn run_b2(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
         verdict,
         figures,
         notes,
+    })
+}
+
+/// CPU and wall time of one operation, measured over sequential repetitions.
+struct Cost {
+    cpu: Duration,
+    wall_p50: Duration,
+}
+
+/// Runs `op` `n` times one after the other; the process's CPU per operation (other
+/// threads idle meanwhile, so it includes work handed to them, such as SQLite's).
+async fn cost<F, Fut>(n: usize, mut op: F) -> anyhow::Result<Cost>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let n = n.max(1);
+    let mut wall = super::measure::Samples::with_capacity(n);
+    let cpu0 = cpu_time(CpuOf::Process);
+    for _ in 0..n {
+        let t0 = std::time::Instant::now();
+        op().await?;
+        wall.push(t0.elapsed());
+    }
+    let cpu = cpu_time(CpuOf::Process).saturating_sub(cpu0) / u32::try_from(n).unwrap_or(u32::MAX);
+    Ok(Cost {
+        cpu,
+        wall_p50: wall.p50(),
+    })
+}
+
+/// Where one tenant API request's CPU goes, component by component.
+struct Breakdown {
+    jwt: Cost,
+    resolve: Cost,
+    wasm: Cost,
+    weft_request: Duration,
+    native_request: Duration,
+}
+
+impl Breakdown {
+    fn note(&self) -> String {
+        let known = self.jwt.cpu + self.resolve.cpu + self.wasm.cpu;
+        format!(
+            "where a Weft request's CPU goes (sequential, one at a time; CPU (wall p50)): \
+             JWT check {} ({}), tenancy resolve = 3 SQLite reads {} ({}), Wasm call = fresh \
+             instance + whoami + body {} ({}); whole request over HTTP {} vs native {}; \
+             the rest (HTTP, routing, limits, body plumbing) {}",
+            fmt_dur(self.jwt.cpu),
+            fmt_dur(self.jwt.wall_p50),
+            fmt_dur(self.resolve.cpu),
+            fmt_dur(self.resolve.wall_p50),
+            fmt_dur(self.wasm.cpu),
+            fmt_dur(self.wasm.wall_p50),
+            fmt_dur(self.weft_request),
+            fmt_dur(self.native_request),
+            fmt_dur(self.weft_request.saturating_sub(known)),
+        )
+    }
+
+    fn figures(&self) -> serde_json::Value {
+        json!({
+            "jwt": us(self.jwt.cpu), "resolve": us(self.resolve.cpu), "wasm": us(self.wasm.cpu),
+            "weft_request": us(self.weft_request), "native_request": us(self.native_request),
+        })
+    }
+}
+
+async fn breakdown(
+    plan: &Plan,
+    env: &Env,
+    weft_target: &Target,
+    native_target: &Target,
+) -> anyhow::Result<Breakdown> {
+    let n = plan.breakdown_ops;
+    let bearer = format!("Bearer {}", env.tenant_token);
+    let auth = env.weft.authenticator();
+    let jwt = cost(n, || async {
+        auth.authenticate_header(Some(&bearer)).await?;
+        Ok(())
+    })
+    .await?;
+    let weft = &env.weft;
+    let resolve = cost(n, || async {
+        weft.resolve(TENANT, "hello", Entry::Api)
+            .await
+            .map_err(|e| anyhow::anyhow!("resolve: {}", e.message))?;
+        Ok(())
+    })
+    .await?;
+    let resolved = weft
+        .resolve(TENANT, "hello", Entry::Api)
+        .await
+        .map_err(|e| anyhow::anyhow!("resolve: {}", e.message))?;
+    let runtime = weft.runtime().clone();
+    let wasm = cost(n, || {
+        let (runtime, plugin, call) = (runtime.clone(), resolved.plugin.clone(), resolved.call.clone());
+        async move {
+            let request = hyper::Request::get("http://localhost/whoami")
+                .body(http_body_util::Empty::<bytes::Bytes>::new())?;
+            let response = runtime.handle_http(plugin, call, request).await?;
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .map_err(|e| anyhow::anyhow!("body: {e:?}"))?;
+            if body.to_bytes().is_empty() {
+                bail!("whoami answered an empty body");
+            }
+            Ok(())
+        }
+    })
+    .await?;
+    // Whole requests, one connection, sequential: host CPU per request.
+    let window = plan.api_warmup;
+    let weft_request = measure(weft_target, 1, window).await?.cpu_per_request();
+    let native_request = measure(native_target, 1, window).await?.cpu_per_request();
+    Ok(Breakdown {
+        jwt,
+        resolve,
+        wasm,
+        weft_request,
+        native_request,
     })
 }
 

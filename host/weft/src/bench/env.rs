@@ -1,6 +1,8 @@
 //! The environment B2–B6 share: the dataspace stand-in's identity provider, one Weft
-//! (SQLite store in a temporary directory, `hello` 0.1.0 active and 2.0.0 installed, one
-//! tenant with `hello` enabled) and the native baseline server, all on loopback.
+//! assembled as `weft serve` assembles it (SQLite store in a temporary directory, the DPS
+//! data plane with this benchmark as its control plane; `hello` 0.1.0 active and 2.0.0
+//! installed, one tenant with `hello` enabled) and the native baseline server (which
+//! also acknowledges the data plane's callbacks), all on loopback.
 //!
 //! Weft is configured like a deployment except for the per-tenant request limits, which
 //! are raised so the load generator measures cost, not the rate limiter.
@@ -37,10 +39,40 @@ pub(crate) fn did(ctx: &str) -> String {
     format!("did:web:localhost:{ctx}")
 }
 
+/// Id of the control plane this benchmark plays towards the data plane.
+const CONTROL_PLANE_ID: &str = "bench-control-plane";
+
+/// Where the data plane sends callbacks (on the native server, which acknowledges all).
+const CALLBACK_PREFIX: &str = "/bench-control-plane";
+
+/// The data plane configuration: this benchmark is every context's control plane,
+/// authenticated with a static token both ways.
+pub(crate) fn data_plane_config(
+    public_url: &str,
+    callback_endpoint: &str,
+    authorization: &str,
+) -> anyhow::Result<weft_dataplane::DataPlaneConfig> {
+    let doc = toml::toml! {
+        public-url = public_url
+        // Everything runs on plain-http loopback.
+        allow-insecure-endpoints = true
+        [[control-planes]]
+        id = CONTROL_PLANE_ID
+        endpoint = callback_endpoint
+        contexts = ["*"]
+        authorization = { type = "static_token", authorization = authorization }
+    };
+    Ok(toml::Value::Table(doc).try_into()?)
+}
+
 /// The running environment.
 pub(crate) struct Env {
     pub(crate) dataspace: RunningSandbox,
     pub(crate) weft: Weft,
+    /// What the control plane sends as `Authorization` on DPS signals.
+    pub(crate) cp_authorization: String,
+    /// Callback base URL and authorization, for child hosts.
+    pub(crate) callback_endpoint: String,
     /// The identity provider settings Weft uses (for child hosts and native baselines).
     pub(crate) auth: AuthConfig,
     pub(crate) weft_addr: SocketAddr,
@@ -50,6 +82,7 @@ pub(crate) struct Env {
     pub(crate) http: reqwest::Client,
     stops: Vec<tokio::sync::oneshot::Sender<()>>,
     servers: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+    assembled: crate::wiring::Assembled,
     _dir: tempfile::TempDir,
 }
 
@@ -86,15 +119,30 @@ impl Env {
             requests_per_second: BENCH_REQUESTS_PER_SECOND,
             burst: u32::MAX,
         };
-        let options = WeftOptions::new(server, auth.clone(), Default::default());
-        let mut weft = Weft::new(options).await.context("starting Weft")?;
-        let data_routes = super::pull::weft_routes(weft.clone());
-        weft.merge_router(data_routes);
+        let weft_listener = bind().await?;
+        let weft_addr = weft_listener.local_addr()?;
+        let native_listener = bind().await?;
+        let native_addr = native_listener.local_addr()?;
+        let cp_authorization = format!("Bearer {}", random_hex(24));
+        let callback_endpoint = format!("http://{native_addr}{CALLBACK_PREFIX}");
+        let data_plane = data_plane_config(
+            &format!("http://{weft_addr}"),
+            &callback_endpoint,
+            &cp_authorization,
+        )?;
+        let assembled = crate::wiring::Assembled::build(
+            WeftOptions::new(server, auth.clone(), Default::default()),
+            crate::wiring::Parts {
+                management: None,
+                data_plane: Some(data_plane),
+            },
+        )
+        .await
+        .context("starting Weft")?;
+        let weft = assembled.weft.clone();
 
         let mut stops = Vec::new();
         let mut servers = Vec::new();
-        let weft_listener = bind().await?;
-        let weft_addr = weft_listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         stops.push(stop);
         servers.push(tokio::spawn(weft_server::serve(
@@ -107,9 +155,11 @@ impl Env {
 
         let native_auth = Authenticator::new(auth.clone(), reqwest::Client::new())?;
         let native = super::api::native_routes(native_auth.clone())
-            .merge(super::pull::native_routes(native_auth));
-        let native_listener = bind().await?;
-        let native_addr = native_listener.local_addr()?;
+            .merge(super::pull::native_routes(native_auth))
+            .route(
+                &format!("{CALLBACK_PREFIX}/{{*rest}}"),
+                axum::routing::any(|| async { axum::http::StatusCode::OK }),
+            );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         stops.push(stop);
         servers.push(tokio::spawn(async move {
@@ -125,6 +175,9 @@ impl Env {
             tenant_token: dataspace.tenant_token(TENANT, &[APPS_SCOPE])?,
             dataspace,
             weft,
+            cp_authorization,
+            callback_endpoint,
+            assembled,
             auth,
             weft_addr,
             native_addr,
@@ -181,8 +234,37 @@ impl Env {
             let _ = server.await;
         }
         self.weft.close().await;
+        drop(self.assembled);
         self.dataspace.shutdown().await;
     }
+}
+
+fn random_hex(bytes: usize) -> String {
+    (0..bytes)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
+}
+
+/// A DPS prepare/start message (as a control plane sends it) for `process_id`.
+pub(crate) fn flow_message(process_id: &str) -> Value {
+    json!({
+        "messageId": format!("{process_id}-{}", random_hex(4)),
+        "participantId": did(TENANT),
+        "counterPartyId": "did:web:localhost:counterparty",
+        "dataspaceContext": "bench",
+        "processId": process_id,
+        "agreementId": "agreement-1",
+        "datasetId": "dataset-1",
+        "profile": weft_dataplane::HTTP_PULL_PROFILE,
+        "claims": {},
+        "labels": [],
+        "metadata": {}
+    })
+}
+
+/// A signal message (`terminate`, `started`, …) with a fresh message id.
+pub(crate) fn signal_message() -> Value {
+    json!({ "messageId": random_hex(8) })
 }
 
 async fn bind() -> anyhow::Result<tokio::net::TcpListener> {
@@ -279,4 +361,39 @@ pub(crate) async fn expect_ok(resp: reqwest::Response, what: &str) -> anyhow::Re
         bail!("{what}: {status} {body}");
     }
     Ok(body)
+}
+
+/// Sends one DPS message as the control plane; returns the status and the JSON reply.
+pub(crate) async fn dps(
+    http: &reqwest::Client,
+    base: &str,
+    authorization: &str,
+    path: &str,
+    body: &Value,
+) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    let resp = http
+        .post(format!("{base}{path}"))
+        .header(reqwest::header::AUTHORIZATION, authorization)
+        .json(body)
+        .send()
+        .await?;
+    let status = resp.status();
+    let reply: Value = resp.json().await.unwrap_or(Value::Null);
+    Ok((status, reply))
+}
+
+/// Sends a DPS message and checks the reply is 200 with `state`.
+pub(crate) async fn dps_expect(
+    http: &reqwest::Client,
+    base: &str,
+    authorization: &str,
+    path: &str,
+    body: &Value,
+    state: &str,
+) -> anyhow::Result<Value> {
+    let (status, reply) = dps(http, base, authorization, path, body).await?;
+    if status != reqwest::StatusCode::OK || reply["state"] != state {
+        bail!("{path}: expected 200 {state}, got {status} {reply}");
+    }
+    Ok(reply)
 }

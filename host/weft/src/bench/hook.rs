@@ -77,12 +77,11 @@ fn wt<T>(r: wasmtime::Result<T>) -> anyhow::Result<T> {
 }
 
 impl Raw {
-    fn new(runtime: &Runtime, wasm: &[u8]) -> anyhow::Result<Raw> {
-        wt(Raw::build(runtime, wasm)).context("building the raw wasmtime baseline")
+    fn new(engine: &wasmtime::Engine, wasm: &[u8]) -> anyhow::Result<Raw> {
+        wt(Raw::build(engine.clone(), wasm)).context("building the raw wasmtime baseline")
     }
 
-    fn build(runtime: &Runtime, wasm: &[u8]) -> wasmtime::Result<Raw> {
-        let engine = runtime.engine().clone();
+    fn build(engine: wasmtime::Engine, wasm: &[u8]) -> wasmtime::Result<Raw> {
         let component = Component::new(&engine, wasm)?;
         let mut linker = Linker::<RawState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -198,14 +197,26 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Row> {
         plugin,
         call,
     };
-    let raw = Raw::new(&runtime, hello.wasm)?;
+    let raw = Raw::new(runtime.engine(), hello.wasm)?;
+    // Diagnostics (not part of the verdict): raw wasmtime on engines that differ from the
+    // runtime's in how a pooled memory is reset after each call.
+    let mut variants = Vec::new();
+    for variant in Variant::ALL {
+        match variant.engine().and_then(|e| Raw::new(&e, hello.wasm)) {
+            Ok(raw) => variants.push((variant, raw, Samples::with_capacity(total_calls(plan)))),
+            Err(e) => tracing::warn!("B1 variant {} unavailable: {e:#}", variant.label()),
+        }
+    }
 
     let warmup = WARMUP_CALLS.min(plan.hook_batch * 4);
     for _ in 0..warmup {
         hosted.call().await?;
         raw.call().await?;
+        for (_, v, _) in &variants {
+            v.call().await?;
+        }
     }
-    let total = plan.hook_rounds * plan.hook_batch;
+    let total = total_calls(plan);
     let mut weft = Samples::with_capacity(total);
     let mut base = Samples::with_capacity(total);
     for round in 0..plan.hook_rounds {
@@ -222,6 +233,13 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Row> {
                 }
             }
         }
+        for (_, v, samples) in &mut variants {
+            for _ in 0..plan.hook_batch {
+                let t0 = Instant::now();
+                v.call().await?;
+                samples.push(t0.elapsed());
+            }
+        }
     }
     let (w50, w99, b50, b99) = (weft.p50(), weft.p99(), base.p50(), base.p99());
     let ratio = us(w50) / us(b50).max(1e-9);
@@ -230,6 +248,28 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Row> {
         .failed_calls
         .load(std::sync::atomic::Ordering::Relaxed);
     let verdict = Verdict::of(ratio <= TARGET_RATIO && w50 <= TARGET_P50 && failed == 0);
+    let mut notes = vec![format!(
+        "{} calls per side in {} alternating rounds; both sides on the runtime's engine \
+         (pooling allocator); the hook reads context.plugin and writes one state key \
+         (Weft: in-memory state backend; raw: no-op host functions)",
+        weft.len(),
+        plan.hook_rounds
+    )];
+    let mut variant_figures = serde_json::Map::new();
+    for (variant, _, samples) in &mut variants {
+        let (p50, p99) = (samples.p50(), samples.p99());
+        notes.push(format!(
+            "diagnostic: raw wasmtime on an engine with {}: p50 {} / p99 {} ({:.2}× the raw baseline)",
+            variant.label(),
+            fmt_dur(p50),
+            fmt_dur(p99),
+            us(p50) / us(b50).max(1e-9)
+        ));
+        variant_figures.insert(
+            format!("{variant:?}"),
+            json!({"p50_us": us(p50), "p99_us": us(p99)}),
+        );
+    }
     Ok(Row {
         id: "B1",
         scenario: "hook on a fresh instance (hello on-disable)".into(),
@@ -244,13 +284,77 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Row> {
             "raw_p50_us": us(b50), "raw_p99_us": us(b99),
             "ratio_p50": ratio,
             "failed_calls": failed,
+            "raw_variants": variant_figures,
         }),
-        notes: vec![format!(
-            "{} calls per side in {} alternating rounds; both sides on the runtime's engine \
-             (pooling allocator); the hook reads context.plugin and writes one state key \
-             (Weft: in-memory state backend; raw: no-op host functions)",
-            weft.len(),
-            plan.hook_rounds
-        )],
+        notes,
     })
+}
+
+fn total_calls(plan: &Plan) -> usize {
+    plan.hook_rounds * plan.hook_batch
+}
+
+/// Engines that differ from the runtime's only in how pooled memories are reset.
+#[derive(Debug, Clone, Copy)]
+enum Variant {
+    /// The runtime's settings plus `pagemap_scan(Auto)`: only dirty pages are reset.
+    PagemapScan,
+    /// The runtime's settings with nothing kept resident: memories are decommitted.
+    NoKeepResident,
+}
+
+impl Variant {
+    const ALL: [Variant; 2] = [Variant::PagemapScan, Variant::NoKeepResident];
+
+    fn label(self) -> &'static str {
+        match self {
+            Variant::PagemapScan => "same pool + pagemap_scan(Auto)",
+            Variant::NoKeepResident => "same pool, linear_memory_keep_resident(0)",
+        }
+    }
+
+    /// The runtime's engine configuration (host/runtime/src/engine.rs) with one change.
+    fn engine(self) -> anyhow::Result<wasmtime::Engine> {
+        use weft_runtime::config::{
+            DEFAULT_POOL_INSTANCES, DEFAULT_POOL_MAX_MEMORY_BYTES, MAX_CORE_INSTANCE_SIZE,
+            MAX_CORE_INSTANCES_PER_COMPONENT, MAX_MEMORIES_PER_COMPONENT, MAX_TABLE_ELEMENTS,
+            MAX_TABLES_PER_COMPONENT, POOL_KEEP_RESIDENT_BYTES,
+        };
+        let instances = DEFAULT_POOL_INSTANCES;
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * 4)
+            .total_memories(instances * 2)
+            .total_tables(instances * 4)
+            .total_stacks(instances)
+            .max_memory_size(DEFAULT_POOL_MAX_MEMORY_BYTES as usize)
+            .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+            .max_core_instance_size(MAX_CORE_INSTANCE_SIZE)
+            .max_component_instance_size(MAX_CORE_INSTANCE_SIZE)
+            .table_elements(MAX_TABLE_ELEMENTS)
+            .linear_memory_keep_resident(POOL_KEEP_RESIDENT_BYTES)
+            .table_keep_resident(POOL_KEEP_RESIDENT_BYTES / 4)
+            .max_unused_warm_slots(instances / 4 + 1);
+        match self {
+            Variant::PagemapScan => {
+                if !wasmtime::PoolingAllocationConfig::is_pagemap_scan_available() {
+                    bail!("PAGEMAP_SCAN is not available on this kernel");
+                }
+                pool.pagemap_scan(wasmtime::Enabled::Yes);
+            }
+            Variant::NoKeepResident => {
+                pool.linear_memory_keep_resident(0).table_keep_resident(0);
+            }
+        }
+        let mut c = wasmtime::Config::new();
+        c.strategy(wasmtime::Strategy::Cranelift);
+        c.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        c.epoch_interruption(true);
+        c.wasm_component_model(true);
+        c.concurrency_support(false);
+        c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        wt(wasmtime::Engine::new(&c))
+    }
 }

@@ -74,6 +74,8 @@ pub(crate) struct Plan {
     pub(crate) api_round: Duration,
     pub(crate) api_warmup: Duration,
     pub(crate) connections: usize,
+    /// B2: sequential operations per component in the cost breakdown.
+    pub(crate) breakdown_ops: usize,
     /// B3: pulls per side and their size.
     pub(crate) pull_rounds: usize,
     pub(crate) pull_bytes: u64,
@@ -98,6 +100,7 @@ impl Plan {
             api_round: Duration::from_secs(if full { 5 } else { 2 }),
             api_warmup: Duration::from_secs(1),
             connections: args.connections.max(1),
+            breakdown_ops: if full { 2_000 } else { 500 },
             pull_rounds: 3,
             pull_bytes: args.pull_bytes.unwrap_or(if full {
                 FULL_PULL_BYTES
@@ -123,6 +126,7 @@ impl Plan {
             api_round: Duration::from_millis(300),
             api_warmup: Duration::from_millis(100),
             connections: 2,
+            breakdown_ops: 5,
             pull_rounds: 1,
             pull_bytes: 1 << 20,
             flow_phase: Duration::from_millis(300),

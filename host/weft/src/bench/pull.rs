@@ -1,13 +1,10 @@
-//! B3: a provider pull of a large body through an app's data entry (`hello` streams
-//! `?bytes=N` of a pattern), token check included, against native axum streaming the same
-//! bytes behind the same check; throughput and peak RSS growth of each side.
-//!
-//! The data plane (`/data/{flow}` with per-flow tokens) is not wired into the server yet,
-//! so Weft's side is a route on Weft's own router that does what that endpoint does after
-//! its token lookup: check the caller's JWT, resolve the tenant's app, and stream
-//! `Runtime::handle_http` with `Entry::Data` and the data-call limits.
+//! B3: a provider pull of a large body through the data plane and an app's data entry:
+//! the control plane (this benchmark) starts an http-pull flow over DPS, then the
+//! counterparty pulls `GET /data/{flow}?bytes=N` with the flow's token (`hello` streams a
+//! pattern); against native axum streaming the same bytes, produced the same way, behind a
+//! token check. Throughput and peak RSS growth of each side.
 
-use super::env::Env;
+use super::env::{Env, TENANT, dps_expect, flow_message, signal_message};
 use super::measure::{Rss, mib, reset_peak_rss, rss_of};
 use super::{Plan, Row, Verdict};
 use anyhow::{Context, bail};
@@ -22,9 +19,6 @@ use http_body_util::{BodyExt, Empty};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use weft_auth::{Authenticator, Principal};
-use weft_runtime::Entry;
-use weft_runtime::config::CallLimits;
-use weft_server::Weft;
 
 /// B3's target: Weft's throughput relative to native.
 const TARGET_RATIO: f64 = 0.8;
@@ -32,21 +26,20 @@ const TARGET_RATIO: f64 = 0.8;
 /// B3's target for the peak RSS growth during one pull.
 const TARGET_RSS_GROWTH: u64 = 64 << 20;
 
-/// Guest CPU budget of a data call (the data plane's default: long pulls are legitimate).
-const DATA_CALL_CPU_MS: u64 = 10 * 60_000;
-
-/// Wall-clock budget of a data call (the data plane's default).
-const DATA_CALL_WALL_MS: u64 = 60 * 60_000;
-
 /// Chunk size of the native stream: what a native handler would naturally use.
 const NATIVE_CHUNK: usize = 64 << 10;
 
 /// Flow id of the pull (the app only echoes it in logs).
 const FLOW: &str = "bench-flow";
 
+/// Chunk size of the native diagnostic that writes like the guest does.
+const GUEST_LIKE_CHUNK: usize = 4 << 10;
+
 #[derive(serde::Deserialize)]
 struct PullQuery {
     bytes: u64,
+    /// Chunk size of the native stream (default [`NATIVE_CHUNK`]).
+    chunk: Option<usize>,
 }
 
 /// Checks the bearer JWT as both sides do.
@@ -59,55 +52,6 @@ async fn principal(auth: &Authenticator, headers: &HeaderMap) -> Result<Principa
     auth.authenticate_header(value)
         .await
         .map_err(|_| StatusCode::UNAUTHORIZED.into_response())
-}
-
-/// Weft's side: merged into Weft's router (outside its bearer layer, like the data plane).
-pub(crate) fn weft_routes(weft: Weft) -> Router {
-    Router::new()
-        .route("/bench-data/{flow}", get(weft_pull))
-        .with_state(weft)
-}
-
-async fn weft_pull(
-    State(weft): State<Weft>,
-    Path(flow): Path<String>,
-    Query(q): Query<PullQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let who = match principal(weft.authenticator(), &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let Some(ctx) = who.participant_context_id else {
-        return StatusCode::FORBIDDEN.into_response();
-    };
-    let resolved = match weft.resolve(&ctx, "hello", Entry::Data(flow)).await {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    let mut call = resolved.call;
-    call.limits = Some(CallLimits {
-        memory_bytes: resolved.plugin.limits.memory_bytes,
-        cpu_ms: DATA_CALL_CPU_MS,
-        wall_ms: DATA_CALL_WALL_MS,
-    });
-    let request = match hyper::Request::get(format!("http://localhost/?bytes={}", q.bytes))
-        .body(Empty::<Bytes>::new())
-    {
-        Ok(r) => r,
-        Err(_) => return StatusCode::BAD_REQUEST.into_response(),
-    };
-    match weft
-        .runtime()
-        .handle_http(resolved.plugin, call, request)
-        .await
-    {
-        Ok(response) => response.map(Body::new),
-        Err(e) => {
-            tracing::warn!("bench pull failed: {e}");
-            StatusCode::BAD_GATEWAY.into_response()
-        }
-    }
 }
 
 /// The byte at `offset` of hello's pattern: `a..z` repeating.
@@ -132,11 +76,12 @@ async fn native_pull(
         return r;
     }
     let total = q.bytes;
+    let chunk = q.chunk.unwrap_or(NATIVE_CHUNK).clamp(1, NATIVE_CHUNK);
     let stream = futures::stream::unfold(0u64, move |offset| async move {
         if offset >= total {
             return None;
         }
-        let len = usize::try_from(total - offset).map_or(NATIVE_CHUNK, |r| r.min(NATIVE_CHUNK));
+        let len = usize::try_from(total - offset).map_or(chunk, |r| r.min(chunk));
         let mut buf = BytesMut::with_capacity(len);
         buf.extend((0..len as u64).map(|i| pattern_byte(offset + i)));
         Some((
@@ -214,47 +159,85 @@ fn rate_mib(bytes: u64, took: Duration) -> f64 {
     mib(bytes) / took.as_secs_f64().max(1e-9)
 }
 
+/// Starts a provider http-pull flow over DPS; returns its data path and token.
+async fn start_flow(env: &Env, id: &str) -> anyhow::Result<(String, String)> {
+    let reply = dps_expect(
+        &env.http,
+        &env.base(),
+        &env.cp_authorization,
+        &format!("/dps/{TENANT}/dataflows/start"),
+        &flow_message(id),
+        "STARTED",
+    )
+    .await?;
+    let address = &reply["dataAddress"];
+    let endpoint = address["endpoint"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("STARTED without an endpoint: {reply}"))?;
+    let path = endpoint
+        .strip_prefix(&env.base())
+        .ok_or_else(|| anyhow::anyhow!("endpoint {endpoint} is not on Weft"))?
+        .to_string();
+    let token = address["endpointProperties"]
+        .as_array()
+        .and_then(|props| props.iter().find(|p| p["name"] == "authorization"))
+        .and_then(|p| p["value"].as_str())
+        .ok_or_else(|| anyhow::anyhow!("STARTED without a token: {reply}"))?
+        .to_string();
+    Ok((path, token))
+}
+
 pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
     let bytes = plan.pull_bytes;
-    let weft_path = format!("/bench-data/{FLOW}?bytes={bytes}");
+    let flow = format!("b3-{}", std::process::id());
+    let (data_path, flow_token) = start_flow(env, &flow).await.context("starting the flow")?;
+    let weft_path = format!("{data_path}?bytes={bytes}");
     let native_path = format!("/data/{FLOW}?bytes={bytes}");
-    let token = env.tenant_token.as_str();
+    let native_4k_path = format!("/data/{FLOW}?bytes={bytes}&chunk={GUEST_LIKE_CHUNK}");
+    let jwt = env.tenant_token.as_str();
     // A small warm-up of each side (JWKS fetch, first instance, connection setup).
-    pull(
-        env.weft_addr,
-        &format!("/bench-data/{FLOW}?bytes=65536"),
-        token,
-        65_536,
-    )
-    .await
-    .context("Weft warm-up pull")?;
-    pull(
-        env.native_addr,
-        &format!("/data/{FLOW}?bytes=65536"),
-        token,
-        65_536,
-    )
-    .await
-    .context("native warm-up pull")?;
+    pull(env.weft_addr, &format!("{data_path}?bytes=65536"), &flow_token, 65_536)
+        .await
+        .context("Weft warm-up pull")?;
+    pull(env.native_addr, &format!("/data/{FLOW}?bytes=65536"), jwt, 65_536)
+        .await
+        .context("native warm-up pull")?;
     let mut weft = Vec::new();
     let mut native = Vec::new();
+    let mut native_4k = Vec::new();
     for round in 0..plan.pull_rounds {
         for side in [round % 2, (round + 1) % 2] {
             if side == 0 {
                 weft.push(
-                    pull(env.weft_addr, &weft_path, token, bytes)
+                    pull(env.weft_addr, &weft_path, &flow_token, bytes)
                         .await
                         .context("Weft pull")?,
                 );
             } else {
                 native.push(
-                    pull(env.native_addr, &native_path, token, bytes)
+                    pull(env.native_addr, &native_path, jwt, bytes)
                         .await
                         .context("native pull")?,
                 );
             }
         }
+        native_4k.push(
+            pull(env.native_addr, &native_4k_path, jwt, bytes)
+                .await
+                .context("native 4 KiB pull")?,
+        );
     }
+    dps_expect(
+        &env.http,
+        &env.base(),
+        &env.cp_authorization,
+        &format!("/dps/{TENANT}/dataflows/{flow}/terminate"),
+        &signal_message(),
+        "TERMINATED",
+    )
+    .await
+    .context("terminating the flow")?;
+
     let median_rate = |pulls: &[Pull]| {
         let mut rates: Vec<f64> = pulls.iter().map(|p| rate_mib(bytes, p.took)).collect();
         rates.sort_by(f64::total_cmp);
@@ -263,6 +246,7 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
     let peak = |pulls: &[Pull]| pulls.iter().map(|p| p.rss_growth).max().unwrap_or(0);
     let (w_rate, w_min) = median_rate(&weft);
     let (n_rate, n_min) = median_rate(&native);
+    let (n4_rate, _) = median_rate(&native_4k);
     let (w_rss, n_rss) = (peak(&weft), peak(&native));
     let ratio = w_rate / n_rate.max(1e-9);
     let verdict = Verdict::of(ratio >= TARGET_RATIO && w_rss <= TARGET_RSS_GROWTH);
@@ -272,14 +256,13 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
         format!("{:.0} MiB", mib(bytes))
     };
     let notes = vec![
-        format!(
-            "RUNTIME PATH: the data plane is not wired into the server yet, so Weft's side is a \
-             route on Weft's router doing JWT check + Weft::resolve + Runtime::handle_http \
-             (Entry::Data, data-call limits); the per-flow token lookup of /data/{{flow}} is not included"
-        ),
+        "Weft: DPS start (http-pull, provider) by this benchmark as control plane, then \
+         GET /data/{flow} with the flow's token through the data plane into hello's data \
+         entry; native: the same pattern from an axum handler behind a JWT check"
+            .to_string(),
         format!(
             "{size} per pull{}, {} pulls per side alternating; rates are median (slowest); \
-             hello writes 4 KiB chunks (the SDK's MAX_WRITE_CHUNK), native writes {} KiB chunks",
+             hello writes 4 KiB chunks (the SDK's MAX_WRITE_CHUNK), native {} KiB chunks",
             if plan.full {
                 ""
             } else {
@@ -289,6 +272,11 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
             NATIVE_CHUNK >> 10
         ),
         format!(
+            "diagnostic: native writing {} KiB chunks like the guest: {n4_rate:.0} MiB/s ({:.2}× native)",
+            GUEST_LIKE_CHUNK >> 10,
+            n4_rate / n_rate.max(1e-9)
+        ),
+        format!(
             "peak RSS growth of the whole process (server and client) during a pull: Weft {:.1} MiB, native {:.1} MiB",
             mib(w_rss),
             mib(n_rss)
@@ -296,7 +284,7 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
     ];
     Ok(Row {
         id: "B3",
-        scenario: format!("provider pull {size} via data entry [runtime path]"),
+        scenario: format!("provider pull {size} through the data plane"),
         weft: format!("{w_rate:.0} MiB/s ({w_min:.0}), RSS +{:.1} MiB", mib(w_rss)),
         baseline: format!("{n_rate:.0} MiB/s ({n_min:.0}), RSS +{:.1} MiB", mib(n_rss)),
         ratio: format!("{ratio:.2}× MiB/s"),
@@ -309,9 +297,9 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
             "bytes": bytes,
             "weft_mib_s": w_rate, "weft_min_mib_s": w_min,
             "native_mib_s": n_rate, "native_min_mib_s": n_min,
+            "native_4k_mib_s": n4_rate,
             "weft_rss_growth_bytes": w_rss, "native_rss_growth_bytes": n_rss,
             "ratio": ratio,
-            "path": "runtime (data plane not wired)",
         }),
         notes,
     })

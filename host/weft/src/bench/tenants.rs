@@ -115,7 +115,13 @@ async fn start_child(env: &Env, exe: &Path) -> anyhow::Result<Host> {
             level: "warn".into(),
         },
         management: None,
-        data_plane: None,
+        // Assembled like a deployment: with the data plane (this benchmark as the
+        // control plane of every context).
+        data_plane: Some(env::data_plane_config(
+            &format!("http://{listen}"),
+            &env.callback_endpoint,
+            &env.cp_authorization,
+        )?),
     };
     let config_path = dir.path().join("weft.toml");
     std::fs::write(&config_path, toml::to_string(&config)?)?;
