@@ -308,7 +308,11 @@ async fn breakdown(
         .map_err(|e| anyhow::anyhow!("resolve: {}", e.message))?;
     let runtime = weft.runtime().clone();
     let wasm = cost(n, || {
-        let (runtime, plugin, call) = (runtime.clone(), resolved.plugin.clone(), resolved.call.clone());
+        let (runtime, plugin, call) = (
+            runtime.clone(),
+            resolved.plugin.clone(),
+            resolved.call.clone(),
+        );
         async move {
             let request = hyper::Request::get("http://localhost/whoami")
                 .body(http_body_util::Empty::<bytes::Bytes>::new())?;

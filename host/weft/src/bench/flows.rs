@@ -263,39 +263,40 @@ async fn dps_phase(plan: &Plan, env: &Env, kind: Kind) -> anyhow::Result<Phase> 
     let (workers, duration) = (plan.flow_workers, plan.flow_phase);
     let cpu0 = cpu_time(CpuOf::Process);
     let started = Instant::now();
-    let generated = tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<Samples>, u64, Duration)> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let gen0 = cpu_time(CpuOf::Thread);
-        let deadline = Instant::now() + duration;
-        let out = rt.block_on(async {
-            let mut set = tokio::task::JoinSet::new();
-            for index in 0..workers {
-                set.spawn(dps_worker(
-                    base.clone(),
-                    authorization.clone(),
-                    worker_tenant(index),
-                    kind,
-                    index,
-                    deadline,
-                ));
-            }
-            let mut per_signal = vec![Samples::default(); signals(kind).len()];
-            let mut flows = 0;
-            while let Some(done) = set.join_next().await {
-                let worked = done??;
-                flows += worked.flows;
-                for (into, from) in per_signal.iter_mut().zip(worked.per_signal) {
-                    into.extend(from);
+    let generated =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<Samples>, u64, Duration)> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let gen0 = cpu_time(CpuOf::Thread);
+            let deadline = Instant::now() + duration;
+            let out = rt.block_on(async {
+                let mut set = tokio::task::JoinSet::new();
+                for index in 0..workers {
+                    set.spawn(dps_worker(
+                        base.clone(),
+                        authorization.clone(),
+                        worker_tenant(index),
+                        kind,
+                        index,
+                        deadline,
+                    ));
                 }
-            }
-            anyhow::Ok((per_signal, flows))
-        })?;
-        Ok((out.0, out.1, cpu_time(CpuOf::Thread).saturating_sub(gen0)))
-    })
-    .await
-    .context("DPS load thread")??;
+                let mut per_signal = vec![Samples::default(); signals(kind).len()];
+                let mut flows = 0;
+                while let Some(done) = set.join_next().await {
+                    let worked = done??;
+                    flows += worked.flows;
+                    for (into, from) in per_signal.iter_mut().zip(worked.per_signal) {
+                        into.extend(from);
+                    }
+                }
+                anyhow::Ok((per_signal, flows))
+            })?;
+            Ok((out.0, out.1, cpu_time(CpuOf::Thread).saturating_sub(gen0)))
+        })
+        .await
+        .context("DPS load thread")??;
     let (per_signal, flows, generator_cpu) = generated;
     let total = cpu_time(CpuOf::Process).saturating_sub(cpu0);
     Ok(Phase {
@@ -319,9 +320,15 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
         flow_phase: Duration::from_millis(300),
         ..plan.clone()
     };
-    dps_phase(&warm, env, Kind::Provider).await.context("warm-up")?;
-    let mut provider = dps_phase(plan, env, Kind::Provider).await.context("provider flows")?;
-    let mut consumer = dps_phase(plan, env, Kind::Consumer).await.context("consumer flows")?;
+    dps_phase(&warm, env, Kind::Provider)
+        .await
+        .context("warm-up")?;
+    let mut provider = dps_phase(plan, env, Kind::Provider)
+        .await
+        .context("provider flows")?;
+    let mut consumer = dps_phase(plan, env, Kind::Consumer)
+        .await
+        .context("consumer flows")?;
 
     // Diagnostic: the same hooks without signaling.
     let resolved = env
@@ -332,7 +339,15 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
     let runtime = env.weft.runtime().clone();
     let (plugin, call) = (resolved.plugin, resolved.call);
     let hooks_time = plan.flow_phase / 2;
-    let hooks = hook_phase(hooks_time, plan.flow_workers, &runtime, &plugin, &call, Kind::Provider).await?;
+    let hooks = hook_phase(
+        hooks_time,
+        plan.flow_workers,
+        &runtime,
+        &plugin,
+        &call,
+        Kind::Provider,
+    )
+    .await?;
     let fsync = fsync_probe(&env.weft.config().data_dir).ok();
 
     let cpu_provider = provider.cpu_per_flow();

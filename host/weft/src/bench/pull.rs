@@ -196,12 +196,22 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
     let native_4k_path = format!("/data/{FLOW}?bytes={bytes}&chunk={GUEST_LIKE_CHUNK}");
     let jwt = env.tenant_token.as_str();
     // A small warm-up of each side (JWKS fetch, first instance, connection setup).
-    pull(env.weft_addr, &format!("{data_path}?bytes=65536"), &flow_token, 65_536)
-        .await
-        .context("Weft warm-up pull")?;
-    pull(env.native_addr, &format!("/data/{FLOW}?bytes=65536"), jwt, 65_536)
-        .await
-        .context("native warm-up pull")?;
+    pull(
+        env.weft_addr,
+        &format!("{data_path}?bytes=65536"),
+        &flow_token,
+        65_536,
+    )
+    .await
+    .context("Weft warm-up pull")?;
+    pull(
+        env.native_addr,
+        &format!("/data/{FLOW}?bytes=65536"),
+        jwt,
+        65_536,
+    )
+    .await
+    .context("native warm-up pull")?;
     let mut weft = Vec::new();
     let mut native = Vec::new();
     let mut native_4k = Vec::new();
