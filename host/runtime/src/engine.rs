@@ -49,7 +49,11 @@ pub(crate) fn build_engine(config: &RuntimeConfig) -> Result<Engine, EngineError
             .table_elements(MAX_TABLE_ELEMENTS)
             .linear_memory_keep_resident(POOL_KEEP_RESIDENT_BYTES)
             .table_keep_resident(POOL_KEEP_RESIDENT_BYTES / 4)
-            .max_unused_warm_slots(instances / 4 + 1);
+            .max_unused_warm_slots(instances / 4 + 1)
+            // Reset only the pages a call touched (Linux 6.7+, ignored elsewhere): the
+            // `weft bench` B1 diagnostic measured fresh-instance calls at about half the
+            // time of the madvise path on this kind of machine.
+            .pagemap_scan(wasmtime::Enabled::Auto);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     Engine::new(&c).map_err(|source| EngineError::Create {
