@@ -19,6 +19,8 @@ use http_body_util::{BodyExt, Empty};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use weft_auth::{Authenticator, Principal};
+use weft_runtime::Entry;
+use weft_runtime::config::CallLimits;
 
 /// B3's target: Weft's throughput relative to native.
 const TARGET_RATIO: f64 = 0.8;
@@ -159,6 +161,57 @@ fn rate_mib(bytes: u64, took: Duration) -> f64 {
     mib(bytes) / took.as_secs_f64().max(1e-9)
 }
 
+/// Diagnostic: hello streaming `bytes` through `Runtime::handle_http` (entry `data`,
+/// data-call limits) into an in-process consumer: the guest and the WASI plumbing, no HTTP.
+async fn runtime_only(env: &Env, flow: &str, bytes: u64) -> anyhow::Result<Duration> {
+    let resolved = env
+        .weft
+        .resolve(TENANT, "hello", Entry::Data(flow.to_string()))
+        .await
+        .map_err(|e| anyhow::anyhow!("resolve: {}", e.message))?;
+    let mut call = resolved.call;
+    call.limits = Some(CallLimits {
+        memory_bytes: resolved.plugin.limits.memory_bytes,
+        cpu_ms: weft_runtime::config::MAX_CALL_CPU_MS,
+        wall_ms: weft_runtime::config::MAX_CALL_WALL_MS,
+    });
+    let request = hyper::Request::get(format!("http://localhost/?bytes={bytes}"))
+        .body(Empty::<Bytes>::new())?;
+    let t0 = Instant::now();
+    let response = env
+        .weft
+        .runtime()
+        .handle_http(resolved.plugin, call, request)
+        .await?;
+    let mut body = response.into_body();
+    let mut received = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| anyhow::anyhow!("body: {e:?}"))?;
+        if let Some(data) = frame.data_ref() {
+            received += data.len() as u64;
+        }
+    }
+    let took = t0.elapsed();
+    if received != bytes {
+        bail!("runtime-only pull: received {received} bytes, expected {bytes}");
+    }
+    Ok(took)
+}
+
+/// Diagnostic: producing `bytes` of the pattern natively, nothing else.
+fn generation_only(bytes: u64) -> Duration {
+    let t0 = Instant::now();
+    let mut offset = 0u64;
+    while offset < bytes {
+        let len = usize::try_from(bytes - offset).map_or(NATIVE_CHUNK, |r| r.min(NATIVE_CHUNK));
+        let mut buf = BytesMut::with_capacity(len);
+        buf.extend((0..len as u64).map(|i| pattern_byte(offset + i)));
+        std::hint::black_box(buf.freeze());
+        offset += len as u64;
+    }
+    t0.elapsed()
+}
+
 /// Starts a provider http-pull flow over DPS; returns its data path and token.
 async fn start_flow(env: &Env, id: &str) -> anyhow::Result<(String, String)> {
     let reply = dps_expect(
@@ -237,6 +290,10 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
                 .context("native 4 KiB pull")?,
         );
     }
+    let runtime_only = runtime_only(env, &flow, bytes)
+        .await
+        .context("runtime-only pull")?;
+    let generation_only = generation_only(bytes);
     dps_expect(
         &env.http,
         &env.base(),
@@ -287,6 +344,12 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
             n4_rate / n_rate.max(1e-9)
         ),
         format!(
+            "diagnostic: hello streaming through Runtime::handle_http into this process (no HTTP): \
+             {:.0} MiB/s; the native pattern loop alone: {:.0} MiB/s",
+            rate_mib(bytes, runtime_only),
+            rate_mib(bytes, generation_only)
+        ),
+        format!(
             "peak RSS growth of the whole process (server and client) during a pull: Weft {:.1} MiB, native {:.1} MiB",
             mib(w_rss),
             mib(n_rss)
@@ -308,6 +371,8 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
             "weft_mib_s": w_rate, "weft_min_mib_s": w_min,
             "native_mib_s": n_rate, "native_min_mib_s": n_min,
             "native_4k_mib_s": n4_rate,
+            "runtime_only_mib_s": rate_mib(bytes, runtime_only),
+            "generation_only_mib_s": rate_mib(bytes, generation_only),
             "weft_rss_growth_bytes": w_rss, "native_rss_growth_bytes": n_rss,
             "ratio": ratio,
         }),
