@@ -254,12 +254,11 @@ struct Breakdown {
 
 impl Breakdown {
     fn note(&self) -> String {
-        let known = self.jwt.cpu + self.resolve.cpu + self.wasm.cpu;
         format!(
-            "where a Weft request's CPU goes (sequential, one at a time; CPU (wall p50)): \
+            "where a Weft request's CPU goes, each part measured alone and sequentially \
+             (CPU, wall p50 in brackets; CPU includes the threads the part hands work to): \
              JWT check {} ({}), tenancy resolve = 3 SQLite reads {} ({}), Wasm call = fresh \
-             instance + whoami + body {} ({}); whole request over HTTP {} vs native {}; \
-             the rest (HTTP, routing, limits, body plumbing) {}",
+             instance + whoami + body {} ({}); a whole request over one connection {} vs native {}",
             fmt_dur(self.jwt.cpu),
             fmt_dur(self.jwt.wall_p50),
             fmt_dur(self.resolve.cpu),
@@ -268,7 +267,6 @@ impl Breakdown {
             fmt_dur(self.wasm.wall_p50),
             fmt_dur(self.weft_request),
             fmt_dur(self.native_request),
-            fmt_dur(self.weft_request.saturating_sub(known)),
         )
     }
 

@@ -245,8 +245,13 @@ fn random_hex(bytes: usize) -> String {
         .collect()
 }
 
-/// A DPS prepare/start message (as a control plane sends it) for `process_id`.
+/// A DPS prepare/start message (as a control plane sends it) for an http-pull flow.
 pub(crate) fn flow_message(process_id: &str) -> Value {
+    flow_message_with(process_id, weft_dataplane::HTTP_PULL_PROFILE)
+}
+
+/// A DPS prepare/start message for `process_id` with `profile`.
+pub(crate) fn flow_message_with(process_id: &str, profile: &str) -> Value {
     json!({
         "messageId": format!("{process_id}-{}", random_hex(4)),
         "participantId": did(TENANT),
@@ -255,7 +260,7 @@ pub(crate) fn flow_message(process_id: &str) -> Value {
         "processId": process_id,
         "agreementId": "agreement-1",
         "datasetId": "dataset-1",
-        "profile": weft_dataplane::HTTP_PULL_PROFILE,
+        "profile": profile,
         "claims": {},
         "labels": [],
         "metadata": {}

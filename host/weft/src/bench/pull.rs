@@ -4,7 +4,7 @@
 //! pattern); against native axum streaming the same bytes, produced the same way, behind a
 //! token check. Throughput and peak RSS growth of each side.
 
-use super::env::{Env, TENANT, dps_expect, flow_message, signal_message};
+use super::env::{Env, TENANT, dps_expect, flow_message, flow_message_with, signal_message};
 use super::measure::{Rss, mib, reset_peak_rss, rss_of};
 use super::{Plan, Row, Verdict};
 use anyhow::{Context, bail};
@@ -61,11 +61,93 @@ fn pattern_byte(offset: u64) -> u8 {
     b'a' + (offset % 26) as u8
 }
 
-/// The native side: the same check, then the same bytes produced the same way.
+/// The native side: the same check, then the same bytes produced the same way (GET), or
+/// the received bytes counted (POST, the push diagnostic).
 pub(crate) fn native_routes(auth: Authenticator) -> Router {
     Router::new()
-        .route("/data/{flow}", get(native_pull))
+        .route("/data/{flow}", get(native_pull).post(native_push))
         .with_state(auth)
+}
+
+async fn native_push(
+    State(auth): State<Authenticator>,
+    Path(flow): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = principal(&auth, &headers).await {
+        return r;
+    }
+    let mut body = body;
+    let mut received: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => received += frame.data_ref().map_or(0, |d| d.len() as u64),
+            Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+        }
+    }
+    axum::Json(json!({ "received": received, "flow": flow })).into_response()
+}
+
+/// Diagnostic: pushes `bytes` (64 KiB chunks of `z`) to `url`; the time until the answer.
+async fn push(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    bytes: u64,
+) -> anyhow::Result<Duration> {
+    let chunk = Bytes::from(vec![b'z'; NATIVE_CHUNK]);
+    let chunks = bytes.div_ceil(NATIVE_CHUNK as u64);
+    let body =
+        futures::stream::iter((0..chunks).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let t0 = Instant::now();
+    let resp = http
+        .post(url)
+        .bearer_auth(token)
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await?;
+    let status = resp.status();
+    let answer: serde_json::Value = resp.json().await.unwrap_or_default();
+    let took = t0.elapsed();
+    let sent = chunks * NATIVE_CHUNK as u64;
+    if !status.is_success() || answer["received"] != sent {
+        bail!("push to {url}: {status} {answer} (sent {sent})");
+    }
+    Ok(took)
+}
+
+/// Diagnostic: a consumer http-push flow's data address (path and token).
+async fn prepare_push_flow(env: &Env, id: &str) -> anyhow::Result<(String, String)> {
+    let reply = dps_expect(
+        &env.http,
+        &env.base(),
+        &env.cp_authorization,
+        &format!("/dps/{TENANT}/dataflows/prepare"),
+        &flow_message_with(id, weft_dataplane::HTTP_PUSH_PROFILE),
+        "PREPARED",
+    )
+    .await?;
+    address_of(env, &reply)
+}
+
+/// The data path (on Weft) and token of a status message's DataAddress.
+fn address_of(env: &Env, reply: &serde_json::Value) -> anyhow::Result<(String, String)> {
+    let address = &reply["dataAddress"];
+    let endpoint = address["endpoint"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no endpoint in {reply}"))?;
+    let path = endpoint
+        .strip_prefix(&env.base())
+        .ok_or_else(|| anyhow::anyhow!("endpoint {endpoint} is not on Weft"))?
+        .to_string();
+    let token = address["endpointProperties"]
+        .as_array()
+        .and_then(|props| props.iter().find(|p| p["name"] == "authorization"))
+        .and_then(|p| p["value"].as_str())
+        .ok_or_else(|| anyhow::anyhow!("no token in {reply}"))?
+        .to_string();
+    Ok((path, token))
 }
 
 async fn native_pull(
@@ -223,21 +305,7 @@ async fn start_flow(env: &Env, id: &str) -> anyhow::Result<(String, String)> {
         "STARTED",
     )
     .await?;
-    let address = &reply["dataAddress"];
-    let endpoint = address["endpoint"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("STARTED without an endpoint: {reply}"))?;
-    let path = endpoint
-        .strip_prefix(&env.base())
-        .ok_or_else(|| anyhow::anyhow!("endpoint {endpoint} is not on Weft"))?
-        .to_string();
-    let token = address["endpointProperties"]
-        .as_array()
-        .and_then(|props| props.iter().find(|p| p["name"] == "authorization"))
-        .and_then(|p| p["value"].as_str())
-        .ok_or_else(|| anyhow::anyhow!("STARTED without a token: {reply}"))?
-        .to_string();
-    Ok((path, token))
+    address_of(env, &reply)
 }
 
 pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
@@ -294,6 +362,25 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
         .await
         .context("runtime-only pull")?;
     let generation_only = generation_only(bytes);
+    // Push diagnostic: the other direction, where the app only counts bytes.
+    let sink = format!("{flow}-push");
+    let (push_path, push_token) = prepare_push_flow(env, &sink).await.context("push flow")?;
+    let weft_push = push(
+        &env.http,
+        &format!("{}{push_path}", env.base()),
+        &push_token,
+        bytes,
+    )
+    .await
+    .context("Weft push")?;
+    let native_push = push(
+        &env.http,
+        &format!("http://{}/data/{FLOW}", env.native_addr),
+        jwt,
+        bytes,
+    )
+    .await
+    .context("native push")?;
     dps_expect(
         &env.http,
         &env.base(),
@@ -350,6 +437,13 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
             rate_mib(bytes, generation_only)
         ),
         format!(
+            "diagnostic: push of {size} into a consumer flow (hello only counts the bytes; \
+             64 KiB chunks from the client): Weft {:.0} MiB/s, native {:.0} MiB/s ({:.2}×)",
+            rate_mib(bytes, weft_push),
+            rate_mib(bytes, native_push),
+            native_push.as_secs_f64() / weft_push.as_secs_f64().max(1e-9)
+        ),
+        format!(
             "peak RSS growth of the whole process (server and client) during a pull: Weft {:.1} MiB, native {:.1} MiB",
             mib(w_rss),
             mib(n_rss)
@@ -373,6 +467,8 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
             "native_4k_mib_s": n4_rate,
             "runtime_only_mib_s": rate_mib(bytes, runtime_only),
             "generation_only_mib_s": rate_mib(bytes, generation_only),
+            "weft_push_mib_s": rate_mib(bytes, weft_push),
+            "native_push_mib_s": rate_mib(bytes, native_push),
             "weft_rss_growth_bytes": w_rss, "native_rss_growth_bytes": n_rss,
             "ratio": ratio,
         }),
