@@ -2,9 +2,11 @@
 //! `wasm32-wasip2` with the `plugin` profile, plus the feature variants in [`VARIANTS`],
 //! and tells the library where each component is (`WEFT_BUNDLE_<CRATE>` env vars).
 //!
-//! The inner cargo uses its own target directories (`target/plugins`, `target/plugins-v2`)
-//! so it never waits on the outer build's lock, and runs with the outer cargo's
-//! wrapper/flag variables removed so they cannot leak into the wasm build.
+//! The inner cargo uses its own target directory (`target/plugins`) so it never waits on
+//! the outer build's lock, and runs with the outer cargo's wrapper/flag variables removed
+//! so they cannot leak into the wasm build. Variants build into the same directory (their
+//! dependencies are shared, only the plugin crate itself is rebuilt), so every component
+//! is copied into `OUT_DIR` right after the build that produced it.
 
 use std::env;
 use std::fs;
@@ -33,11 +35,10 @@ const LEAKY_ENV: &[&str] = &[
     "CARGO_PRIMARY_PACKAGE",
 ];
 
-/// An extra build of one plugin with features, into its own target directory.
+/// An extra build of one plugin with features.
 struct Variant {
     krate: &'static str,
     features: &'static str,
-    target_dir: &'static str,
     env_suffix: &'static str,
 }
 
@@ -45,7 +46,6 @@ struct Variant {
 const VARIANTS: &[Variant] = &[Variant {
     krate: "hello",
     features: "v2",
-    target_dir: "plugins-v2",
     env_suffix: "_V2",
 }];
 
@@ -78,8 +78,8 @@ fn run() -> Result<(), String> {
 
     ensure_target();
 
-    let target_root = workspace.join("target");
-    let main_dir = target_root.join("plugins");
+    let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
+    let main_dir = workspace.join("target").join("plugins");
     let mut args: Vec<String> = Vec::new();
     for (_, krate) in &plugins {
         args.push("-p".into());
@@ -87,14 +87,13 @@ fn run() -> Result<(), String> {
     }
     cargo_build(&workspace, &main_dir, &args)?;
     for (_, krate) in &plugins {
-        export_path(krate, "", &main_dir)?;
+        export_path(krate, "", &main_dir, &out_dir)?;
     }
 
     for v in VARIANTS {
-        let dir = target_root.join(v.target_dir);
         let args = ["-p", v.krate, "--features", v.features].map(String::from);
-        cargo_build(&workspace, &dir, &args)?;
-        export_path(v.krate, v.env_suffix, &dir)?;
+        cargo_build(&workspace, &main_dir, &args)?;
+        export_path(v.krate, v.env_suffix, &main_dir, &out_dir)?;
     }
     Ok(())
 }
@@ -203,8 +202,9 @@ fn cargo_build(workspace: &Path, target_dir: &Path, extra: &[String]) -> Result<
     Ok(())
 }
 
-/// Tells the library where a component is: `WEFT_BUNDLE_<CRATE><suffix>`.
-fn export_path(krate: &str, suffix: &str, target_dir: &Path) -> Result<(), String> {
+/// Copies a component just built into `out_dir` and tells the library where it is:
+/// `WEFT_BUNDLE_<CRATE><suffix>`.
+fn export_path(krate: &str, suffix: &str, target_dir: &Path, out_dir: &Path) -> Result<(), String> {
     let file = krate.replace('-', "_");
     let wasm = target_dir
         .join(TARGET)
@@ -214,6 +214,8 @@ fn export_path(krate: &str, suffix: &str, target_dir: &Path) -> Result<(), Strin
         return Err(format!("{} was not produced", wasm.display()));
     }
     let var = format!("WEFT_BUNDLE_{}{suffix}", file.to_ascii_uppercase());
-    println!("cargo:rustc-env={var}={}", wasm.display());
+    let copy = out_dir.join(format!("{}.wasm", var.to_ascii_lowercase()));
+    fs::copy(&wasm, &copy).map_err(|e| format!("copying {}: {e}", wasm.display()))?;
+    println!("cargo:rustc-env={var}={}", copy.display());
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! sandbox.
 //!
 //! `build.rs` builds every plugin crate under `plugins/` (any directory with a `weft.toml`)
-//! into `target/plugins` (and feature variants into `target/plugins-v2`); nothing built is
+//! into `target/plugins` (feature variants too) and copies them into `OUT_DIR`; nothing built is
 //! committed. Adding a plugin: create `plugins/<dir>` with its `weft.toml`, add it to the
 //! workspace members, then declare it here with one line
 //! (`pub const CCM: Bundled = bundled!("ccm", "ccm/weft.toml", "WEFT_BUNDLE_CCM");`) and,
