@@ -16,6 +16,7 @@ use crate::config::{AuthConfig, ClaimMode, ConfigError};
 use crate::error::AuthError;
 use crate::jwks::JwksCache;
 use crate::principal::{Principal, Role};
+use crate::verified::{VerifiedTokens, token_key};
 
 /// Largest token accepted: Keycloak tokens are 1–3 KiB; anything near this is abuse.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -34,6 +35,7 @@ struct Inner {
     config: AuthConfig,
     algorithms: Vec<Algorithm>,
     jwks: JwksCache,
+    verified: VerifiedTokens,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -67,6 +69,7 @@ impl Authenticator {
                 config,
                 algorithms,
                 jwks,
+                verified: VerifiedTokens::default(),
             }),
         })
     }
@@ -130,6 +133,14 @@ impl Authenticator {
         }
 
         let key = self.inner.jwks.key_for(&kid, alg).await?;
+        let cache_key = token_key(token);
+        if let Some((principal, verified_by)) = self.inner.verified.get(&cache_key) {
+            if Arc::ptr_eq(&verified_by, &key) {
+                return Ok(principal);
+            }
+            // The JWKS was fetched again since: verify anew against the current key.
+            self.inner.verified.remove(&cache_key);
+        }
 
         let mut validation = Validation::new(alg);
         validation.leeway = cfg.leeway_secs;
@@ -148,7 +159,16 @@ impl Authenticator {
         }
         let data = jsonwebtoken::decode::<RawClaims>(token, &key.key, &validation)
             .map_err(|e| map_jwt_error(e, &kid, alg))?;
-        self.principal(data.claims)
+        let exp = number(&data.claims.exp, "exp")?;
+        let principal = self.principal(data.claims)?;
+        if let Some(exp) = exp.filter(|e| e.is_finite() && *e >= 0.0) {
+            // `exp` passed validation, so it is a real time; floor it to stay on the safe side.
+            let valid_until = (exp as u64).saturating_add(cfg.leeway_secs);
+            self.inner
+                .verified
+                .insert(cache_key, principal.clone(), valid_until, key);
+        }
+        Ok(principal)
     }
 
     fn principal(&self, claims: RawClaims) -> Result<Principal, AuthError> {

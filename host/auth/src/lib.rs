@@ -16,6 +16,7 @@ mod config;
 mod error;
 mod jwks;
 mod principal;
+mod verified;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -29,3 +30,4 @@ pub use config::{
 pub use error::{AuthError, PUBLIC_MESSAGE};
 pub use jwks::{MAX_JWKS_BYTES, MAX_JWKS_KEYS};
 pub use principal::{Principal, Role};
+pub use verified::MAX_VERIFIED_TOKENS;

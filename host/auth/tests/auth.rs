@@ -801,3 +801,23 @@ fn test_issuer_jwks_lists_both_keys() {
         "no private parts"
     );
 }
+
+/// A verified token is remembered (no second signature check is observable from outside),
+/// but only within its lifetime: once `exp` passes, the same token is refused.
+#[tokio::test]
+async fn remembered_token_still_expires() {
+    let idp = TestIssuer::new();
+    let (auth, fetches) = idp.authenticator_with(|c| c.leeway_secs = 0).await;
+    let exp = now_secs() + 1;
+    let mut c = claims();
+    c["exp"] = json!(exp);
+    let token = idp.mint(c);
+    let first = auth.authenticate(&token).await.unwrap();
+    let again = auth.authenticate(&token).await.unwrap();
+    assert_eq!(first, again);
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    while now_secs() <= exp {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    rejects(&auth, &token, AuthError::Expired).await;
+}

@@ -24,7 +24,7 @@ use weft_runtime::{
     CallContext, CallError, CallErrorKind, Entry, FlowOutcome, FlowSignal, GuestError,
 };
 use weft_store::flows::{ControlPlaneRecord, FlowEvent, FlowRecord, FlowUpdate, NewCallback};
-use weft_store::{Store, StoreError};
+use weft_store::{GenerationCache, Store, StoreError};
 
 use crate::auth::{AuthCache, Caller, CpAuthorization, KnownControlPlane};
 use crate::config::DataPlaneConfig;
@@ -214,6 +214,8 @@ pub(crate) struct Engine {
     public_base: String,
     inflight: StdMutex<HashMap<FlowKey, InFlight>>,
     locks: StdMutex<HashMap<FlowKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// Control planes by context: every signal authenticates against them.
+    control_planes: GenerationCache<String, Vec<KnownControlPlane>>,
 }
 
 /// Holds a flow's in-process lock; removes the lock's entry when nobody else wants it.
@@ -446,6 +448,7 @@ impl Engine {
             public_base,
             inflight: StdMutex::new(HashMap::new()),
             locks: StdMutex::new(HashMap::new()),
+            control_planes: GenerationCache::default(),
         }
     }
 
@@ -593,17 +596,6 @@ impl Engine {
         }
     }
 
-    /// Deletes a flow that was never acknowledged (refused or failed first signal).
-    async fn discard(&self, flow: &FlowRecord) {
-        if let Err(e) = self
-            .store
-            .delete_flow(&flow.tenant_id, &flow.id, flow.version)
-            .await
-        {
-            tracing::error!(target: "weft::dataplane", tenant = %flow.tenant_id, flow = %flow.id, "could not discard a refused flow: {e}");
-        }
-    }
-
     /// Writes a change and wakes the callback worker when it queued callbacks.
     async fn commit(&self, change: Change) -> Result<FlowRecord, StoreError> {
         let queued = !change.callbacks.is_empty();
@@ -721,7 +713,10 @@ impl Engine {
             detail_json: json!({ "plugin": owner.plugin.id(), "version": owner.plugin.version() })
                 .to_string(),
         };
-        let flow = self.store.create_flow(&record, &event).await?;
+        // Stored only with the hook's answer, in one transaction: a flow the app refuses
+        // (or whose hook fails) leaves nothing behind, and one that crashes mid-hook was
+        // never acknowledged, so the control plane's retry starts afresh.
+        let flow = record;
 
         let wit = Self::wit_flow(
             &flow,
@@ -737,25 +732,22 @@ impl Engine {
         let decision = match result {
             Ok(Ok(FlowOutcome::Decision(d))) => d,
             Ok(Ok(FlowOutcome::Accepted)) => {
-                self.discard(&flow).await;
                 return Err(DpsError::Internal(
                     "the runtime answered a decision hook without a decision".into(),
                 ));
             }
             Ok(Err(e)) => {
-                self.discard(&flow).await;
                 return Err(refusal(e, kind.name()));
             }
             Err(e) => {
-                self.discard(&flow).await;
                 return Err(call_failure(e));
             }
         };
 
-        let mut change = Change::new(flow.clone());
+        let mut change = Change::new(flow);
+        change.events.push(event);
         let address = match decision {
             Decision::Reject(reason) => {
-                self.discard(&flow).await;
                 return Err(DpsError::Forbidden(format!(
                     "the app refused the flow: {}",
                     truncate_reason(&reason)
@@ -781,7 +773,6 @@ impl Engine {
                     Some(match offered.as_ref().map(app_address) {
                         Some(Ok(a)) => Self::use_app_address(&mut change, a),
                         Some(Err(e)) => {
-                            self.discard(&flow).await;
                             return Err(DpsError::App(e));
                         }
                         None => self.mint_address(&mut change),
@@ -1165,7 +1156,12 @@ impl Engine {
     pub(crate) async fn control_planes(
         &self,
         ctx: &str,
-    ) -> Result<Vec<KnownControlPlane>, DpsError> {
+    ) -> Result<Arc<Vec<KnownControlPlane>>, DpsError> {
+        let generation = self.store.tenancy_generation();
+        let key = ctx.to_owned();
+        if let Some(hit) = self.control_planes.get(&key, generation) {
+            return Ok(hit);
+        }
         let mut out: Vec<KnownControlPlane> = Vec::new();
         for r in self.store.list_control_planes(ctx).await? {
             let authorization = match r
@@ -1195,6 +1191,9 @@ impl Engine {
                 });
             }
         }
+        let out = Arc::new(out);
+        self.control_planes
+            .insert(key, generation, Arc::clone(&out));
         Ok(out)
     }
 

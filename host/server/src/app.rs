@@ -5,6 +5,7 @@ use crate::config::ServerConfig;
 use crate::error::{ApiError, ServerError};
 use crate::limits::TenantLimiter;
 use crate::state::StoreState;
+use crate::tenancy::{AppRecords, TenantApps};
 use axum::Router;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use weft_runtime::config::RuntimeConfig;
 use weft_runtime::grants::Grants;
 use weft_runtime::services::{ManagementBackend, Services, TransferBackend};
 use weft_runtime::{CallContext, Entry, LoadedPlugin, Registry, Runtime, Tenant};
-use weft_store::{PluginVersionRecord, Store, StoreOptions};
+use weft_store::{GenerationCache, PluginVersionRecord, Store, StoreError, StoreOptions};
 
 /// Everything a [`Weft`] is built from. Only the three configs are required; the rest lets
 /// other crates plug in (the Management API bridge, the data plane and its routes).
@@ -66,6 +67,10 @@ pub(crate) struct Inner {
     pub(crate) limiter: TenantLimiter,
     /// Serialises admin changes so the store and the registry move together.
     pub(crate) admin: tokio::sync::Mutex<()>,
+    /// Tenancy records by (tenant, app), for request resolution.
+    pub(crate) app_records: GenerationCache<(String, String), AppRecords>,
+    /// Enabled apps by tenant, for the data plane's directory.
+    pub(crate) tenant_apps: GenerationCache<String, TenantApps>,
 }
 
 /// A plugin version resolved for one tenant, ready to call.
@@ -150,6 +155,8 @@ impl Weft {
             auth: authenticator,
             limiter,
             admin: tokio::sync::Mutex::new(()),
+            app_records: GenerationCache::default(),
+            tenant_apps: GenerationCache::default(),
         });
         inner.restore().await?;
         Ok(Weft {
@@ -203,6 +210,30 @@ impl Weft {
     /// tenant API and by other crates (data plane, events).
     pub async fn resolve(&self, ctx: &str, app: &str, entry: Entry) -> Result<Resolved, ApiError> {
         self.inner.resolve(ctx, app, entry).await
+    }
+
+    /// A tenant and the apps enabled for it (cached like [`Weft::resolve`]'s records);
+    /// `None` for an unknown tenant.
+    pub async fn tenant_apps(&self, ctx: &str) -> Result<Option<Arc<TenantApps>>, StoreError> {
+        let inner = &self.inner;
+        let generation = inner.store.tenancy_generation();
+        let key = ctx.to_owned();
+        if let Some(hit) = inner.tenant_apps.get(&key, generation) {
+            return Ok(Some(hit));
+        }
+        let Some(tenant) = inner.store.get_tenant(ctx).await? else {
+            return Ok(None);
+        };
+        let plugin_ids = inner
+            .store
+            .list_enablements_for_tenant(ctx)
+            .await?
+            .into_iter()
+            .map(|e| e.plugin_id)
+            .collect();
+        let apps = Arc::new(TenantApps { tenant, plugin_ids });
+        inner.tenant_apps.insert(key, generation, Arc::clone(&apps));
+        Ok(Some(apps))
     }
 
     /// Closes the store's connections (after the server stopped).
@@ -292,22 +323,19 @@ impl Inner {
         ))
     }
 
-    pub(crate) async fn resolve(
-        &self,
-        ctx: &str,
-        app: &str,
-        entry: Entry,
-    ) -> Result<Resolved, ApiError> {
+    /// The tenant, plugin and enablement records of a request, from the cache when the
+    /// tenancy has not changed since they were read.
+    async fn app_records(&self, ctx: &str, app: &str) -> Result<Arc<AppRecords>, ApiError> {
+        let generation = self.store.tenancy_generation();
+        let key = (ctx.to_owned(), app.to_owned());
+        if let Some(hit) = self.app_records.get(&key, generation) {
+            return Ok(hit);
+        }
         let tenant = self
             .store
             .get_tenant(ctx)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("unknown participant context {ctx}")))?;
-        if !tenant.active {
-            return Err(ApiError::forbidden(format!(
-                "participant context {ctx} is deactivated"
-            )));
-        }
         let plugin = self
             .store
             .get_plugin(app)
@@ -318,6 +346,33 @@ impl Inner {
                 "app {app} is not enabled for this participant context"
             ))
         })?;
+        let records = Arc::new(AppRecords {
+            tenant,
+            plugin,
+            enablement,
+        });
+        self.app_records
+            .insert(key, generation, Arc::clone(&records));
+        Ok(records)
+    }
+
+    pub(crate) async fn resolve(
+        &self,
+        ctx: &str,
+        app: &str,
+        entry: Entry,
+    ) -> Result<Resolved, ApiError> {
+        let records = self.app_records(ctx, app).await?;
+        let AppRecords {
+            tenant,
+            plugin,
+            enablement,
+        } = &*records;
+        if !tenant.active {
+            return Err(ApiError::forbidden(format!(
+                "participant context {ctx} is deactivated"
+            )));
+        }
         let loaded = match &enablement.pinned_version {
             Some(v) => self.registry.version(app, v),
             None => self.registry.active(app),
@@ -339,13 +394,13 @@ impl Inner {
         let grants = effective_grants(&loaded.manifest.capabilities, &csp, narrowed.as_ref());
         let mut call = CallContext::new(
             Tenant {
-                participant_context_id: tenant.id,
-                did: tenant.did,
-                bpn: tenant.bpn,
+                participant_context_id: tenant.id.clone(),
+                did: tenant.did.clone(),
+                bpn: tenant.bpn.clone(),
             },
             entry,
         );
-        call.config_json = enablement.config_json;
+        call.config_json = enablement.config_json.clone();
         call.grants = Arc::new(grants);
         Ok(Resolved {
             plugin: loaded,

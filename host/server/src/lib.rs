@@ -24,6 +24,7 @@ pub mod model;
 pub mod openapi;
 mod routes;
 pub mod state;
+mod tenancy;
 mod tenant;
 
 pub use admin::{MAX_GRANTS_FIELD_BYTES, MAX_SIGNATURE_BYTES};
@@ -35,3 +36,4 @@ pub use routes::{
     BUSY_RETRY_AFTER_SECS, MAX_ADMIN_JSON_BYTES, UNAVAILABLE_RETRY_AFTER_SECS, serve,
 };
 pub use state::StoreState;
+pub use tenancy::TenantApps;

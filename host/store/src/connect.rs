@@ -113,9 +113,7 @@ async fn connect_sqlite(url: &str, options: &StoreOptions) -> Result<Store> {
             .await?
     };
     sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-    Ok(Store {
-        backend: Backend::Sqlite(pool),
-    })
+    Ok(Store::new(Backend::Sqlite(pool)))
 }
 
 /// Whether a SQLite URL names an in-memory database.
@@ -145,9 +143,7 @@ async fn connect_postgres(url: &str, options: &StoreOptions) -> Result<Store> {
         .connect_with(connect)
         .await?;
     sqlx::migrate!("migrations/postgres").run(&pool).await?;
-    Ok(Store {
-        backend: Backend::Postgres(pool),
-    })
+    Ok(Store::new(Backend::Postgres(pool)))
 }
 
 /// Schema names are spliced into SQL, so only plain identifiers are allowed.

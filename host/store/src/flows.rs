@@ -139,7 +139,9 @@ pub struct FlowToken {
 pub struct FlowUpdate {
     /// The flow's new contents. `version` must be the version read; the mutable columns
     /// are `state`, `message_id`, `control_plane_id`, `callback_address`,
-    /// `counterparty_address_json` and `own_address_json`.
+    /// `counterparty_address_json` and `own_address_json`. Version 0 is a flow not stored
+    /// yet: it is inserted whole (as version 1), [`StoreError::Conflict`] if the id is taken,
+    /// so a new flow costs one transaction.
     pub flow: FlowRecord,
     /// History entries to append, in order.
     pub events: Vec<FlowEvent>,
@@ -340,6 +342,42 @@ fn not_found_flow(tenant: &str, flow: &str) -> StoreError {
     StoreError::NotFound(format!("data flow {flow} of tenant {tenant}"))
 }
 
+/// Inserts a flow row at version 1 inside a transaction; the number of rows inserted (0
+/// when the id is taken).
+macro_rules! insert_flow_row {
+    ($tx:expr, $record:expr, $created_at:expr) => {
+        sqlx::query(&format!(
+            "INSERT INTO dps_flows ({FLOW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+                 $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 1, $21, $21) \
+                 ON CONFLICT (tenant_id, id) DO NOTHING"
+        ))
+        .bind(&$record.tenant_id)
+        .bind(&$record.id)
+        .bind(&$record.plugin_id)
+        .bind(&$record.role)
+        .bind(&$record.mode)
+        .bind(&$record.state)
+        .bind(&$record.profile)
+        .bind(&$record.message_id)
+        .bind(&$record.participant_id)
+        .bind(&$record.counter_party_id)
+        .bind(&$record.dataspace_context)
+        .bind(&$record.agreement_id)
+        .bind(&$record.dataset_id)
+        .bind(&$record.claims_json)
+        .bind(&$record.labels_json)
+        .bind(&$record.metadata_json)
+        .bind(&$record.control_plane_id)
+        .bind(&$record.callback_address)
+        .bind(&$record.counterparty_address_json)
+        .bind(&$record.own_address_json)
+        .bind($created_at)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+    };
+}
+
 /// Appends history entries inside a transaction (same SQL on both backends).
 macro_rules! insert_events {
     ($tx:expr, $tenant:expr, $flow:expr, $at:expr, $events:expr) => {
@@ -372,35 +410,7 @@ impl Store {
         let created_at = to_millis(record.created_at)?;
         with_pool!(self, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
-            let inserted = sqlx::query(&format!(
-                "INSERT INTO dps_flows ({FLOW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-                 $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 1, $21, $21) \
-                 ON CONFLICT (tenant_id, id) DO NOTHING"
-            ))
-            .bind(&record.tenant_id)
-            .bind(&record.id)
-            .bind(&record.plugin_id)
-            .bind(&record.role)
-            .bind(&record.mode)
-            .bind(&record.state)
-            .bind(&record.profile)
-            .bind(&record.message_id)
-            .bind(&record.participant_id)
-            .bind(&record.counter_party_id)
-            .bind(&record.dataspace_context)
-            .bind(&record.agreement_id)
-            .bind(&record.dataset_id)
-            .bind(&record.claims_json)
-            .bind(&record.labels_json)
-            .bind(&record.metadata_json)
-            .bind(&record.control_plane_id)
-            .bind(&record.callback_address)
-            .bind(&record.counterparty_address_json)
-            .bind(&record.own_address_json)
-            .bind(created_at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let inserted = insert_flow_row!(tx, record, created_at);
             if inserted == 0 {
                 return Err(StoreError::Conflict(format!(
                     "data flow {} of tenant {} already exists",
@@ -454,27 +464,39 @@ impl Store {
             .map(|c| Ok((c, to_millis(c.not_before)?)))
             .collect::<Result<Vec<_>>>()?;
         let at = to_millis(now())?;
+        let created_at = to_millis(flow.created_at)?;
         with_pool!(self, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
-            let updated = sqlx::query(
-                "UPDATE dps_flows SET state = $3, message_id = $4, control_plane_id = $5, \
+            let updated = if flow.version == 0 {
+                let inserted = insert_flow_row!(tx, flow, created_at);
+                if inserted == 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "data flow {} of tenant {} already exists",
+                        flow.id, flow.tenant_id
+                    )));
+                }
+                inserted
+            } else {
+                sqlx::query(
+                    "UPDATE dps_flows SET state = $3, message_id = $4, control_plane_id = $5, \
                  callback_address = $6, counterparty_address_json = $7, own_address_json = $8, \
                  version = version + 1, updated_at = $9 \
                  WHERE tenant_id = $1 AND id = $2 AND version = $10",
-            )
-            .bind(&flow.tenant_id)
-            .bind(&flow.id)
-            .bind(&flow.state)
-            .bind(&flow.message_id)
-            .bind(&flow.control_plane_id)
-            .bind(&flow.callback_address)
-            .bind(&flow.counterparty_address_json)
-            .bind(&flow.own_address_json)
-            .bind(at)
-            .bind(flow.version)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+                )
+                .bind(&flow.tenant_id)
+                .bind(&flow.id)
+                .bind(&flow.state)
+                .bind(&flow.message_id)
+                .bind(&flow.control_plane_id)
+                .bind(&flow.callback_address)
+                .bind(&flow.counterparty_address_json)
+                .bind(&flow.own_address_json)
+                .bind(at)
+                .bind(flow.version)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+            };
             if updated == 0 {
                 let exists: Option<(i64,)> = sqlx::query_as(
                     "SELECT version FROM dps_flows WHERE tenant_id = $1 AND id = $2",
@@ -634,7 +656,7 @@ impl Store {
         }
         let created_at = to_millis(record.created_at)?;
         let updated_at = to_millis(record.updated_at)?;
-        with_pool!(self, |pool, begin| {
+        let result = with_pool!(self, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let existed: Option<(i64,)> = sqlx::query_as(
                 "SELECT created_at FROM dps_control_planes WHERE tenant_id = $1 AND id = $2",
@@ -660,7 +682,9 @@ impl Store {
             .await?;
             tx.commit().await?;
             Ok(existed.is_none())
-        })
+        });
+        self.tenancy_changed();
+        result
     }
 
     /// One control plane registration.
@@ -703,7 +727,7 @@ impl Store {
     pub async fn delete_control_plane(&self, tenant: &str, id: &str) -> Result<bool> {
         validate::id("tenant id", tenant)?;
         validate::id("control plane id", id)?;
-        with_pool!(self, |pool, _begin| {
+        let result = with_pool!(self, |pool, _begin| {
             let deleted =
                 sqlx::query("DELETE FROM dps_control_planes WHERE tenant_id = $1 AND id = $2")
                     .bind(tenant)
@@ -712,7 +736,9 @@ impl Store {
                     .await?
                     .rows_affected();
             Ok(deleted > 0)
-        })
+        });
+        self.tenancy_changed();
+        result
     }
 
     /// Callbacks due at `at`, oldest first, at most `limit` (capped at
@@ -890,6 +916,32 @@ mod tests {
     }
 
     const HASH: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    #[tokio::test]
+    async fn a_new_flow_is_stored_whole_in_one_update() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let mut acked = flow("f2");
+        acked.state = "STARTED".into();
+        let insert = FlowUpdate {
+            flow: acked,
+            events: vec![event("INITIALIZED"), event("STARTED")],
+            revoke_tokens: false,
+            add_token_hash: Some(HASH.into()),
+            callbacks: vec![callback("started")],
+        };
+        let stored = store.update_flow(&insert).await.unwrap();
+        assert_eq!(stored.version, 1);
+        let read = store.get_flow("t1", "f2").await.unwrap().unwrap();
+        assert_eq!((read.state.as_str(), read.version), ("STARTED", 1));
+        assert_eq!(store.flow_history("t1", "f2").await.unwrap().len(), 2);
+        assert!(store.flow_for_token(HASH).await.unwrap().is_some());
+        assert_eq!(store.list_callbacks("t1", "f2").await.unwrap().len(), 1);
+        // The same id again is a conflict and adds nothing.
+        let again = store.update_flow(&insert).await;
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+        assert_eq!(store.flow_history("t1", "f2").await.unwrap().len(), 2);
+        assert_eq!(store.list_callbacks("t1", "f2").await.unwrap().len(), 1);
+    }
 
     #[tokio::test]
     async fn flows_move_atomically_with_tokens_history_and_callbacks() {

@@ -36,6 +36,7 @@ macro_rules! with_pool {
 }
 
 mod audit;
+mod cache;
 mod connect;
 mod error;
 pub mod flows;
@@ -47,6 +48,7 @@ mod state;
 mod tenants;
 mod validate;
 
+pub use cache::{GenerationCache, MAX_TENANCY_CACHE_ENTRIES, TENANCY_CACHE_TTL};
 pub use connect::{
     PG_MAX_CONNECTIONS, POOL_ACQUIRE_TIMEOUT, SQLITE_BUSY_TIMEOUT, SQLITE_MAX_CONNECTIONS,
     StoreOptions,
@@ -59,12 +61,18 @@ pub use records::{
     TenantRecord, now,
 };
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use sqlx::{PgPool, SqlitePool};
 
 /// Weft's durable store. Cloning is cheap (the connection pool is shared).
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
+    /// Bumped after every write to tenants, plugins or enablements (see
+    /// [`Store::tenancy_generation`]); shared by clones.
+    tenancy_generation: Arc<AtomicU64>,
 }
 
 #[derive(Clone, Debug)]
@@ -74,6 +82,26 @@ enum Backend {
 }
 
 impl Store {
+    fn new(backend: Backend) -> Self {
+        Store {
+            backend,
+            tenancy_generation: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// A number that changes whenever this store writes a tenant, a plugin (its versions,
+    /// active version or grants), an enablement or a control-plane registration. Caches of tenancy data remember it and
+    /// refetch when it moved. Writes made by another process on a shared database do not
+    /// move it, so such caches also expire by age.
+    pub fn tenancy_generation(&self) -> u64 {
+        self.tenancy_generation.load(Ordering::Acquire)
+    }
+
+    /// Called after a tenancy write, whether or not it changed a row.
+    pub(crate) fn tenancy_changed(&self) {
+        self.tenancy_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Which backend this store runs on: `"sqlite"` or `"postgres"`.
     pub fn backend_name(&self) -> &'static str {
         match &self.backend {

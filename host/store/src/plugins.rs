@@ -82,7 +82,7 @@ impl Store {
             validate::text("signer", signer)?;
         }
         let created_at = to_millis(record.created_at)?;
-        with_pool!(self, |pool, begin| {
+        let result = with_pool!(self, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             sqlx::query(
                 "INSERT INTO plugins (id, active_version, granted_json, created_at) \
@@ -126,7 +126,9 @@ impl Store {
             }
             tx.commit().await?;
             Ok(inserted)
-        })
+        });
+        self.tenancy_changed();
+        result
     }
 
     /// Every plugin, by id.
@@ -194,7 +196,7 @@ impl Store {
     /// or an enablement pins it.
     pub async fn delete_version(&self, plugin: &str, version: &str) -> Result<()> {
         check_version_key(plugin, version)?;
-        with_pool!(self, |pool, begin| {
+        let result = with_pool!(self, |pool, begin| {
             let mut tx = pool.begin_with(begin).await?;
             let active: Option<(Option<String>,)> =
                 sqlx::query_as("SELECT active_version FROM plugins WHERE id = $1")
@@ -234,7 +236,9 @@ impl Store {
             }
             tx.commit().await?;
             Ok(())
-        })
+        });
+        self.tenancy_changed();
+        result
     }
 
     /// Points the plugin at `version` (activation, rollback) or at nothing (`None`).
@@ -243,7 +247,7 @@ impl Store {
         if let Some(version) = version {
             validate::id("version", version)?;
         }
-        with_pool!(self, |pool, _begin| {
+        let result = with_pool!(self, |pool, _begin| {
             let updated = sqlx::query("UPDATE plugins SET active_version = $2 WHERE id = $1")
                 .bind(plugin)
                 .bind(version)
@@ -255,7 +259,9 @@ impl Store {
                 return Err(not_found_plugin(plugin));
             }
             Ok(())
-        })
+        });
+        self.tenancy_changed();
+        result
     }
 
     /// The plugin's active version, if the plugin exists and has one.
@@ -280,7 +286,7 @@ impl Store {
     pub async fn set_granted(&self, plugin: &str, grants_json: &str) -> Result<()> {
         validate::id("plugin id", plugin)?;
         validate::json("grants", grants_json)?;
-        with_pool!(self, |pool, _begin| {
+        let result = with_pool!(self, |pool, _begin| {
             let updated = sqlx::query("UPDATE plugins SET granted_json = $2 WHERE id = $1")
                 .bind(plugin)
                 .bind(grants_json)
@@ -291,7 +297,9 @@ impl Store {
                 return Err(not_found_plugin(plugin));
             }
             Ok(())
-        })
+        });
+        self.tenancy_changed();
+        result
     }
 
     /// The CSP's capability grants for a plugin, if the plugin exists and grants were set.

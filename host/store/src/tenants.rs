@@ -67,7 +67,7 @@ impl Store {
             validate::text("BPN", bpn)?;
         }
         let created_at = to_millis(record.created_at)?;
-        with_pool!(self, |pool, _begin| {
+        let result = with_pool!(self, |pool, _begin| {
             let inserted = sqlx::query(&format!(
                 "INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (id) DO NOTHING"
@@ -87,7 +87,9 @@ impl Store {
                 )));
             }
             Ok(())
-        })
+        });
+        self.tenancy_changed();
+        result
     }
 
     /// One tenant.
@@ -118,7 +120,7 @@ impl Store {
     /// Activates or deactivates a tenant.
     pub async fn set_tenant_active(&self, id: &str, active: bool) -> Result<()> {
         validate::id("tenant id", id)?;
-        with_pool!(self, |pool, _begin| {
+        let result = with_pool!(self, |pool, _begin| {
             let updated = sqlx::query("UPDATE tenants SET active = $2 WHERE id = $1")
                 .bind(id)
                 .bind(active)
@@ -129,7 +131,9 @@ impl Store {
                 return Err(StoreError::NotFound(format!("tenant {id}")));
             }
             Ok(())
-        })
+        });
+        self.tenancy_changed();
+        result
     }
 
     /// Enables a plugin for a tenant, or replaces that enablement. The tenant, the plugin and
@@ -153,7 +157,7 @@ impl Store {
                 None => format!("tenant {} or plugin {}", record.tenant_id, record.plugin_id),
             })
         };
-        with_pool!(self, |pool, _begin| {
+        let result = with_pool!(self, |pool, _begin| {
             sqlx::query(&format!(
                 "INSERT INTO enablements ({ENABLEMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (tenant_id, plugin_id) DO UPDATE SET \
@@ -172,7 +176,9 @@ impl Store {
             .await
             .map_err(|e| on_fk(e, missing))?;
             Ok(())
-        })
+        });
+        self.tenancy_changed();
+        result
     }
 
     /// A tenant's enablement of a plugin.
@@ -228,7 +234,7 @@ impl Store {
     /// Disables a plugin for a tenant (its state is kept). Returns whether it was enabled.
     pub async fn delete_enablement(&self, tenant: &str, plugin: &str) -> Result<bool> {
         check_pair(tenant, plugin)?;
-        with_pool!(self, |pool, _begin| {
+        let result = with_pool!(self, |pool, _begin| {
             let deleted =
                 sqlx::query("DELETE FROM enablements WHERE tenant_id = $1 AND plugin_id = $2")
                     .bind(tenant)
@@ -237,6 +243,8 @@ impl Store {
                     .await?
                     .rows_affected();
             Ok(deleted > 0)
-        })
+        });
+        self.tenancy_changed();
+        result
     }
 }

@@ -216,29 +216,15 @@ impl weft_dataplane::AppDirectory for WeftDirectory {
     ) -> Result<Vec<weft_dataplane::TenantApp>, weft_dataplane::DirectoryError> {
         let unavailable =
             |e: weft_store::StoreError| weft_dataplane::DirectoryError::Unavailable(e.to_string());
-        match self
-            .weft
-            .store()
-            .get_tenant(ctx)
-            .await
-            .map_err(unavailable)?
-        {
-            Some(t) if t.active => {}
-            _ => {
-                return Err(weft_dataplane::DirectoryError::UnknownTenant(
-                    ctx.to_string(),
-                ));
-            }
-        }
+        let tenant_apps = self.weft.tenant_apps(ctx).await.map_err(unavailable)?;
+        let Some(tenant_apps) = tenant_apps.filter(|t| t.tenant.active) else {
+            return Err(weft_dataplane::DirectoryError::UnknownTenant(
+                ctx.to_string(),
+            ));
+        };
         let mut apps = Vec::new();
-        for e in self
-            .weft
-            .store()
-            .list_enablements_for_tenant(ctx)
-            .await
-            .map_err(unavailable)?
-        {
-            if let Ok(resolved) = self.weft.resolve(ctx, &e.plugin_id, Entry::DataFlows).await {
+        for plugin_id in &tenant_apps.plugin_ids {
+            if let Ok(resolved) = self.weft.resolve(ctx, plugin_id, Entry::DataFlows).await {
                 apps.push(weft_dataplane::TenantApp {
                     plugin: resolved.plugin,
                     call: resolved.call,

@@ -433,7 +433,7 @@ fn data(flow_id: &str, mut req: Request) -> Result<Response> {
                 .with_header("content-length", n.to_string()))
         }
         Method::Post | Method::Put => {
-            let mut buf = [0u8; 4096];
+            let mut buf = vec![0u8; weft_sdk::http::MAX_READ_CHUNK];
             let mut received: u64 = 0;
             loop {
                 match req.body().read(&mut buf)? {

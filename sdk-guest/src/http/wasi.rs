@@ -166,10 +166,15 @@ fn write_body(body: Body, out: wt::OutgoingBody) -> io::Result<()> {
         let stream = out
             .write()
             .map_err(|()| io::Error::other("outgoing body stream already taken"))?;
-        let mut writer = WasiWriter {
-            pollable: None,
-            stream: &stream,
-        };
+        // Buffered so a body produced in small pieces still costs one host call per
+        // chunk; large writes pass straight through.
+        let mut writer = io::BufWriter::with_capacity(
+            MAX_WRITE_CHUNK,
+            WasiWriter {
+                pollable: None,
+                stream: &stream,
+            },
+        );
         body.write_to(&mut writer)?;
         writer.flush()?;
     }

@@ -2,8 +2,8 @@
 //! the tenant kept), and let `transfer.send` reach a flow's counterparty with the
 //! authorization the host holds.
 
+use crate::config::{OUTGOING_BODY_BUFFER_CHUNKS, OUTGOING_BODY_CHUNK_BYTES};
 use crate::grants::Grants;
-use bytes::Bytes;
 use http::HeaderValue;
 use http_body_util::BodyExt;
 use std::sync::Arc;
@@ -50,6 +50,14 @@ fn denied(reason: String) -> SendResult {
 }
 
 impl WasiHttpHooks for OutboundPolicy {
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        OUTGOING_BODY_BUFFER_CHUNKS
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        OUTGOING_BODY_CHUNK_BYTES
+    }
+
     fn send_request(
         &mut self,
         mut request: http::Request<WasiBody>,
@@ -90,9 +98,4 @@ impl WasiHttpHooks for OutboundPolicy {
             Ok((response.map(|b| b.map_err(|e: Error| e).boxed_unsync()), io))
         })
     }
-}
-
-#[allow(dead_code)]
-fn _assert_body(_: WasiBody) -> Option<Bytes> {
-    None
 }
