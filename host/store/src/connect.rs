@@ -146,6 +146,20 @@ async fn connect_postgres(url: &str, options: &StoreOptions) -> Result<Store> {
     Ok(Store::new(Backend::Postgres(pool)))
 }
 
+/// Drops a PostgreSQL schema with everything in it: the end of a throw-away store made
+/// with [`StoreOptions::schema`] (benchmarks, tests). Close the store first.
+pub async fn drop_postgres_schema(url: &str, schema: &str) -> Result<()> {
+    check_schema_name(schema)?;
+    let connect = PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Invalid(format!("bad PostgreSQL URL: {e}")))?;
+    let mut conn = PgConnection::connect_with(&connect).await?;
+    let dropped = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .execute(&mut conn)
+        .await;
+    conn.close().await?;
+    dropped.map(|_| ()).map_err(Into::into)
+}
+
 /// Schema names are spliced into SQL, so only plain identifiers are allowed.
 fn check_schema_name(schema: &str) -> Result<()> {
     let mut bytes = schema.bytes();

@@ -51,7 +51,7 @@ mod validate;
 pub use cache::{GenerationCache, MAX_TENANCY_CACHE_ENTRIES, TENANCY_CACHE_TTL};
 pub use connect::{
     PG_MAX_CONNECTIONS, POOL_ACQUIRE_TIMEOUT, SQLITE_BUSY_TIMEOUT, SQLITE_MAX_CONNECTIONS,
-    StoreOptions,
+    StoreOptions, drop_postgres_schema,
 };
 pub use error::{Result, StoreError};
 pub use records::{

@@ -68,6 +68,29 @@ pub fn pattern_byte(offset: u64) -> u8 {
     b'a' + (offset % 26) as u8
 }
 
+/// Longest run [`fill_pattern`] copies at once.
+const PATTERN_RUN: usize = 4096;
+
+/// The pattern from phase 0, long enough that a run can start at any phase.
+static PATTERN_TABLE: [u8; PATTERN_RUN + 26] = {
+    let mut table = [0u8; PATTERN_RUN + 26];
+    let mut i = 0;
+    while i < table.len() {
+        table[i] = b'a' + (i % 26) as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Fills `buf` with the pattern bytes from `offset` on (copies, not a division per byte).
+pub fn fill_pattern(mut offset: u64, buf: &mut [u8]) {
+    for run in buf.chunks_mut(PATTERN_RUN) {
+        let phase = (offset % 26) as usize;
+        run.copy_from_slice(&PATTERN_TABLE[phase..phase + run.len()]);
+        offset += run.len() as u64;
+    }
+}
+
 /// A reader producing `len` bytes of [`pattern_byte`] without holding them.
 #[derive(Debug)]
 pub struct Pattern {
@@ -86,9 +109,7 @@ impl Read for Pattern {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let remaining = self.len - self.offset;
         let n = usize::try_from(remaining).map_or(buf.len(), |r| r.min(buf.len()));
-        for (i, b) in buf[..n].iter_mut().enumerate() {
-            *b = pattern_byte(self.offset + i as u64);
-        }
+        fill_pattern(self.offset, &mut buf[..n]);
         self.offset += n as u64;
         Ok(n)
     }

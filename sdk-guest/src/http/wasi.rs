@@ -123,6 +123,10 @@ impl Read for WasiReader {
     }
 }
 
+/// Buffer for bodies an app produces through a writer: small enough to cost little in a
+/// fresh instance's memory, large enough that small writes are batched.
+const PRODUCED_BODY_BUFFER: usize = 16 * 1024;
+
 /// A [`Write`] over an `output-stream` that waits for `check-write` permits and writes
 /// at most [`MAX_WRITE_CHUNK`] bytes at a time.
 struct WasiWriter<'a> {
@@ -166,16 +170,20 @@ fn write_body(body: Body, out: wt::OutgoingBody) -> io::Result<()> {
         let stream = out
             .write()
             .map_err(|()| io::Error::other("outgoing body stream already taken"))?;
-        // Buffered so a body produced in small pieces still costs one host call per
-        // chunk; large writes pass straight through.
-        let mut writer = io::BufWriter::with_capacity(
-            MAX_WRITE_CHUNK,
-            WasiWriter {
-                pollable: None,
-                stream: &stream,
-            },
-        );
-        body.write_to(&mut writer)?;
+        let mut writer = WasiWriter {
+            pollable: None,
+            stream: &stream,
+        };
+        match body {
+            // A body produced in pieces is buffered, so many small writes cost one host
+            // call per buffer; bytes and readers already write in large chunks.
+            Body::Writer(produce) => {
+                let mut buffered = io::BufWriter::with_capacity(PRODUCED_BODY_BUFFER, &mut writer);
+                produce(&mut buffered)?;
+                buffered.flush()?;
+            }
+            other => other.write_to(&mut writer)?,
+        }
         writer.flush()?;
     }
     wt::OutgoingBody::finish(out, None)

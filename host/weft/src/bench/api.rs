@@ -257,7 +257,7 @@ impl Breakdown {
         format!(
             "where a Weft request's CPU goes, each part measured alone and sequentially \
              (CPU, wall p50 in brackets; CPU includes the threads the part hands work to): \
-             JWT check {} ({}), tenancy resolve = 3 SQLite reads {} ({}), Wasm call = fresh \
+             JWT check {} ({}), tenancy resolve (cached records; 3 store reads on a miss) {} ({}), Wasm call = fresh \
              instance + whoami + body {} ({}); a whole request over one connection {} vs native {}",
             fmt_dur(self.jwt.cpu),
             fmt_dur(self.jwt.wall_p50),

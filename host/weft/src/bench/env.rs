@@ -83,11 +83,14 @@ pub(crate) struct Env {
     stops: Vec<tokio::sync::oneshot::Sender<()>>,
     servers: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     assembled: crate::wiring::Assembled,
+    /// A PostgreSQL store's URL and throw-away schema, dropped at shutdown.
+    store_url: Option<String>,
+    store_schema: Option<String>,
     _dir: tempfile::TempDir,
 }
 
 impl Env {
-    pub(crate) async fn start() -> anyhow::Result<Env> {
+    pub(crate) async fn start(store_url: Option<&str>) -> anyhow::Result<Env> {
         let dir = tempfile::Builder::new()
             .prefix("weft-bench-")
             .tempdir()
@@ -114,6 +117,11 @@ impl Env {
         auth.claim_mode = weft_auth::ClaimMode::Subject;
 
         let mut server = ServerConfig::with_data_dir(dir.path());
+        if let Some(url) = store_url {
+            server.store_url = Some(url.to_owned());
+            server.store_schema = Some(format!("weft_bench_{}", random_hex(6)));
+        }
+        let (store_url, store_schema) = (server.store_url.clone(), server.store_schema.clone());
         server.tenant_limits = TenantLimits {
             max_concurrent_calls: BENCH_MAX_CONCURRENT_CALLS,
             requests_per_second: BENCH_REQUESTS_PER_SECOND,
@@ -184,6 +192,8 @@ impl Env {
             http: reqwest::Client::new(),
             stops,
             servers,
+            store_url,
+            store_schema,
             _dir: dir,
         };
         env.provision().await.context("provisioning Weft")?;
@@ -236,6 +246,11 @@ impl Env {
         self.weft.close().await;
         drop(self.assembled);
         self.dataspace.shutdown().await;
+        if let (Some(url), Some(schema)) = (&self.store_url, &self.store_schema)
+            && let Err(e) = weft_store::drop_postgres_schema(url, schema).await
+        {
+            eprintln!("could not drop the benchmark's schema {schema}: {e}");
+        }
     }
 }
 

@@ -357,9 +357,15 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
     let notes = vec![
         format!(
             "this benchmark is the control plane (static token), {} workers each a tenant with hello; \
-             every signal runs hello's hook on a fresh instance and hello records it in SQLite state; \
-             the data plane persists each flow in SQLite (synchronous=FULL)",
-            plan.flow_workers
+             every signal runs hello's hook on a fresh instance and hello records it in its state; \
+             the data plane persists each flow; store: {}",
+            plan.flow_workers,
+            match &plan.store_url {
+                None =>
+                    "SQLite in process (WAL, synchronous=FULL: every commit is fsynced in this process)",
+                Some(_) =>
+                    "PostgreSQL (its work happens in the server's processes, not counted here)",
+            }
         ),
         format!(
             "provider: {} flows in {:.1} s, per signal p50 / p99: {provider_signals}",
@@ -406,7 +412,15 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
     });
     Ok(Row {
         id: "B4",
-        scenario: format!("DPS flows, SQLite, conc {}", plan.flow_workers),
+        scenario: format!(
+            "DPS flows, {}, conc {}",
+            if plan.store_url.is_some() {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            },
+            plan.flow_workers
+        ),
         weft: format!(
             "prov {:.0} flows/s, {} CPU/flow; cons {:.0} flows/s, {} CPU/flow",
             provider.rate(),

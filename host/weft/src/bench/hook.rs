@@ -302,15 +302,25 @@ enum Variant {
     NoPagemapScan,
     /// Nothing kept resident: memories are decommitted (`madvise`) after each call.
     NoKeepResident,
+    /// No signal-based traps and no guard pages: bounds are checked in code, so a slot a
+    /// previous call grew needs no `mprotect` (and no TLB shootdown) on the next one.
+    ExplicitBoundsChecks,
 }
 
 impl Variant {
-    const ALL: [Variant; 2] = [Variant::NoPagemapScan, Variant::NoKeepResident];
+    const ALL: [Variant; 3] = [
+        Variant::NoPagemapScan,
+        Variant::NoKeepResident,
+        Variant::ExplicitBoundsChecks,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Variant::NoPagemapScan => "pagemap_scan(No) (memset of the kept-resident 2 MiB)",
             Variant::NoKeepResident => "linear_memory_keep_resident(0) (madvise)",
+            Variant::ExplicitBoundsChecks => {
+                "signals_based_traps(false), memory_guard_size(0) (no mprotect per call)"
+            }
         }
     }
 
@@ -346,8 +356,13 @@ impl Variant {
             Variant::NoKeepResident => {
                 pool.linear_memory_keep_resident(0).table_keep_resident(0);
             }
+            Variant::ExplicitBoundsChecks => {}
         }
         let mut c = wasmtime::Config::new();
+        if let Variant::ExplicitBoundsChecks = self {
+            c.signals_based_traps(false);
+            c.memory_guard_size(0);
+        }
         c.strategy(wasmtime::Strategy::Cranelift);
         c.cranelift_opt_level(wasmtime::OptLevel::Speed);
         c.epoch_interruption(true);

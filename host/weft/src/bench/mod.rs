@@ -60,6 +60,12 @@ pub struct BenchArgs {
     /// Also write the table as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Keep Weft's store in this database instead of SQLite in a temporary directory, e.g.
+    /// `postgres://postgres@127.0.0.1:5432/test` (a fresh schema per run, dropped after): the
+    /// database's own work then happens outside the host process, as in the issue's
+    /// PostgreSQL reference figure for B4.
+    #[arg(long)]
+    pub store_url: Option<String>,
 }
 
 /// How long and how often each scenario runs.
@@ -87,6 +93,8 @@ pub(crate) struct Plan {
     /// B6: tenants, and whether the host may run as a child `weft serve`.
     pub(crate) tenants: usize,
     pub(crate) child_host: bool,
+    /// The store's URL; `None` is SQLite in the data directory.
+    pub(crate) store_url: Option<String>,
 }
 
 impl Plan {
@@ -112,6 +120,7 @@ impl Plan {
             swap_interval: Duration::from_millis(100),
             tenants: args.tenants,
             child_host: true,
+            store_url: args.store_url.clone(),
         }
     }
 
@@ -134,6 +143,7 @@ impl Plan {
             swap_interval: Duration::from_millis(50),
             tenants: 5,
             child_host: false,
+            store_url: None,
         }
     }
 }
@@ -235,7 +245,7 @@ async fn run_plan(plan: &Plan, scenarios: &[&str], verbose: bool) -> anyhow::Res
     let mut rows = Vec::new();
     let needs_env = scenarios.iter().any(|s| *s != "B1");
     let env = if needs_env {
-        Some(env::Env::start().await?)
+        Some(env::Env::start(plan.store_url.as_deref()).await?)
     } else {
         None
     };
