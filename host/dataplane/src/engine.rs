@@ -678,7 +678,10 @@ impl Engine {
         }
 
         let now = weft_store::now();
-        let record = FlowRecord {
+        // Stored only with the hook's answer, in one transaction: a flow the app refuses
+        // (or whose hook fails) leaves nothing behind, and one that crashes mid-hook was
+        // never acknowledged, so the control plane's retry starts afresh.
+        let flow = FlowRecord {
             tenant_id: ctx.to_owned(),
             id: msg.process_id.clone(),
             plugin_id: owner.plugin.id().to_owned(),
@@ -713,11 +716,6 @@ impl Engine {
             detail_json: json!({ "plugin": owner.plugin.id(), "version": owner.plugin.version() })
                 .to_string(),
         };
-        // Stored only with the hook's answer, in one transaction: a flow the app refuses
-        // (or whose hook fails) leaves nothing behind, and one that crashes mid-hook was
-        // never acknowledged, so the control plane's retry starts afresh.
-        let flow = record;
-
         let wit = Self::wit_flow(
             &flow,
             FlowState::Initialized,
