@@ -99,6 +99,9 @@ pub struct RuntimeConfig {
     pub max_limits: CallLimits,
     /// Trusted publisher keys and whether a signature is required.
     pub signatures: SignatureConfig,
+    /// Write `/tmp/perf-<pid>.map` so `perf` can name the functions of compiled plugins
+    /// (profiling only; `WEFT__RUNTIME__PERF_MAP=true`).
+    pub perf_map: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -114,6 +117,7 @@ impl Default for RuntimeConfig {
                 wall_ms: MAX_CALL_WALL_MS,
             },
             signatures: SignatureConfig::default(),
+            perf_map: false,
         }
     }
 }

@@ -32,6 +32,9 @@ pub(crate) fn build_engine(config: &RuntimeConfig) -> Result<Engine, EngineError
     // Plugins are WASIp2 components: the component-model-async machinery would add
     // per-store state nobody uses.
     c.concurrency_support(false);
+    if config.perf_map {
+        c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if config.pool.enabled {
         let instances = config.pool.instances.max(1);
         let mut pool = PoolingAllocationConfig::default();

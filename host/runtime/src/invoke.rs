@@ -10,12 +10,16 @@ use crate::config::CallLimits;
 use crate::plugin::LoadedPlugin;
 use crate::runtime::Runtime;
 use crate::services::GuestError;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::sync::oneshot::error::RecvError;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// A lifecycle operation.
@@ -125,7 +129,7 @@ fn classify(err: &wasmtime::Error, limits: CallLimits, stderr: &str) -> CallErro
 /// Runs one export call on a fresh instance, with all limits. A macro rather than a
 /// function taking an async closure, so the resulting future stays `Send`.
 macro_rules! run_export {
-    ($rt:expr, $plugin:expr, $call:expr, |$store:ident, $inst:ident| $body:expr) => {{
+    ($rt:expr, $plugin:expr, $call:expr, $export:ident, |$store:ident, $inst:ident| $body:expr) => {{
         let rt: &Runtime = $rt;
         let plugin: &LoadedPlugin = $plugin;
         let call: CallContext = $call;
@@ -135,7 +139,8 @@ macro_rules! run_export {
         );
         let (mut store, limits) = rt.new_store(plugin, call);
         let work = async {
-            let $inst = plugin.pre.instantiate_async(&mut store).await?;
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            let $inst = plugin.exports.$export.load(&mut store, &instance)?;
             let $store = &mut store;
             $body
         };
@@ -223,8 +228,7 @@ impl Runtime {
         call: CallContext,
         op: LifecycleOp,
     ) -> Result<Result<(), GuestError>, CallError> {
-        run_export!(self, plugin, call, |store, p| {
-            let l = p.weft_plugin_lifecycle();
+        run_export!(self, plugin, call, lifecycle, |store, l| {
             match op {
                 LifecycleOp::Enable => l.call_on_enable(store).await,
                 LifecycleOp::Disable => l.call_on_disable(store).await,
@@ -242,8 +246,7 @@ impl Runtime {
         call: CallContext,
         signal: FlowSignal,
     ) -> Result<Result<FlowOutcome, GuestError>, CallError> {
-        run_export!(self, plugin, call, |store, p| {
-            let d = p.weft_plugin_data_flows();
+        run_export!(self, plugin, call, data_flows, |store, d| {
             let accepted = |r: Result<(), GuestError>| r.map(|()| FlowOutcome::Accepted);
             Ok(match signal {
                 FlowSignal::Prepare(f) => d
@@ -273,8 +276,8 @@ impl Runtime {
         call: CallContext,
         event: Event,
     ) -> Result<Result<(), GuestError>, CallError> {
-        run_export!(self, plugin, call, |store, p| {
-            p.weft_plugin_events().call_on_event(store, &event).await
+        run_export!(self, plugin, call, events, |store, e| {
+            e.call_on_event(store, &event).await
         })
     }
 
@@ -316,13 +319,11 @@ impl Runtime {
         let rt = self.clone();
         let task_plugin = plugin.clone();
         let task_who = who.clone();
-        let task = tokio::spawn(async move {
+        let mut work = Uncancelled::new(async move {
             let work = async {
                 let instance = task_plugin.pre.instantiate_async(&mut store).await?;
-                instance
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
-                    .await
+                let handler = task_plugin.exports.http.load(&mut store, &instance)?;
+                handler.call_handle(&mut store, req, out).await
             };
             match tokio::time::timeout(Duration::from_millis(limits.wall_ms), work).await {
                 Ok(Ok(())) => Ok(()),
@@ -338,22 +339,90 @@ impl Runtime {
                 }
             }
         });
-        match receiver.await {
+        let mut receiver = receiver;
+        // The call runs in this task until it either ends (the usual case for a body held
+        // in memory, which the SDK finishes before handing over the head) or hands over a
+        // response head while it still streams the body: then the rest of the call moves
+        // to a task of its own and the response goes back at once.
+        let ended = tokio::select! {
+            biased;
+            ended = &mut work => ended,
+            head = &mut receiver => match head {
+                Ok(head) => {
+                    work.detach();
+                    return self.http_head(&plugin, &who, Ok(head));
+                }
+                // The guest dropped the outparam unanswered: its call says why.
+                Err(_) => work.await,
+            },
+        };
+        match (receiver.try_recv(), ended) {
+            (Ok(head), _) => self.http_head(&plugin, &who, Ok(head)),
+            (Err(_), Ok(())) => Err(self.call_error(&plugin, &who, CallErrorKind::NoResponse)),
+            (Err(_), Err(e)) => Err(e),
+        }
+    }
+
+    /// The response head a guest handed over (or why none came).
+    fn http_head(
+        &self,
+        plugin: &LoadedPlugin,
+        who: &Who,
+        head: Result<Result<hyper::Response<HyperOutgoingBody>, ErrorCode>, RecvError>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, CallError> {
+        match head {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(code)) => Err(self.call_error(
-                &plugin,
-                &who,
+                plugin,
+                who,
                 CallErrorKind::Trap(format!("guest answered with an error: {code:?}")),
             )),
-            Err(_) => match task.await {
-                Ok(Ok(())) => Err(self.call_error(&plugin, &who, CallErrorKind::NoResponse)),
-                Ok(Err(e)) => Err(e),
-                Err(join) => Err(self.call_error(
-                    &plugin,
-                    &who,
-                    CallErrorKind::Host(format!("call task failed: {join}")),
-                )),
-            },
+            Err(_) => Err(self.call_error(plugin, who, CallErrorKind::NoResponse)),
+        }
+    }
+}
+
+/// A call that is never cancelled halfway: if whoever awaits it goes away first (an HTTP
+/// client hung up), the rest of the call moves to a task of its own, so a guest's side
+/// effects (state, Management API calls) are not cut off between two host calls.
+struct Uncancelled<F: Future<Output: Send + 'static> + Send + 'static>(Option<Pin<Box<F>>>);
+
+impl<F: Future<Output: Send + 'static> + Send + 'static> Uncancelled<F> {
+    fn new(call: F) -> Self {
+        Uncancelled(Some(Box::pin(call)))
+    }
+
+    /// Lets the rest of the call run on a task of its own.
+    fn detach(mut self) {
+        if let Some(call) = self.0.take() {
+            tokio::spawn(call);
+        }
+    }
+}
+
+impl<F: Future<Output: Send + 'static> + Send + 'static> Future for Uncancelled<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let Some(call) = self.0.as_mut() else {
+            // Polled after it ended: there is nothing more to give.
+            return Poll::Pending;
+        };
+        let output = std::task::ready!(call.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(output)
+    }
+}
+
+impl<F: Future<Output: Send + 'static> + Send + 'static> Drop for Uncancelled<F> {
+    fn drop(&mut self) {
+        if let Some(call) = self.0.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(call);
+                }
+                Err(_) => tracing::warn!("a plugin call was dropped unfinished outside a runtime"),
+            }
         }
     }
 }

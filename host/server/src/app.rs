@@ -346,11 +346,7 @@ impl Inner {
                 "app {app} is not enabled for this participant context"
             ))
         })?;
-        let records = Arc::new(AppRecords {
-            tenant,
-            plugin,
-            enablement,
-        });
+        let records = Arc::new(AppRecords::new(tenant, &plugin, enablement));
         self.app_records
             .insert(key, generation, Arc::clone(&records));
         Ok(records)
@@ -363,11 +359,7 @@ impl Inner {
         entry: Entry,
     ) -> Result<Resolved, ApiError> {
         let records = self.app_records(ctx, app).await?;
-        let AppRecords {
-            tenant,
-            plugin,
-            enablement,
-        } = &*records;
+        let (tenant, enablement) = (&records.tenant, &records.enablement);
         if !tenant.active {
             return Err(ApiError::forbidden(format!(
                 "participant context {ctx} is deactivated"
@@ -386,12 +378,7 @@ impl Inner {
             )
             .with_retry_after(crate::routes::UNAVAILABLE_RETRY_AFTER_SECS));
         };
-        let csp = parse_grants(plugin.granted_json.as_deref(), "CSP grants");
-        let narrowed = enablement
-            .narrowed_grants_json
-            .as_deref()
-            .map(|j| parse_grants(Some(j), "narrowed grants"));
-        let grants = effective_grants(&loaded.manifest.capabilities, &csp, narrowed.as_ref());
+        let grants = records.grants(&loaded);
         let mut call = CallContext::new(
             Tenant {
                 participant_context_id: tenant.id.clone(),
@@ -401,7 +388,7 @@ impl Inner {
             entry,
         );
         call.config_json = enablement.config_json.clone();
-        call.grants = Arc::new(grants);
+        call.grants = grants;
         Ok(Resolved {
             plugin: loaded,
             call,

@@ -36,16 +36,8 @@ impl Params {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
-    Literal(String),
-    Param(String),
-    Rest(String),
-}
-
 fn segments(path: &str) -> Vec<&str> {
-    let trimmed = path.strip_prefix('/').unwrap_or(path);
-    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    let trimmed = trim(path);
     if trimmed.is_empty() {
         Vec::new()
     } else {
@@ -53,49 +45,47 @@ fn segments(path: &str) -> Vec<&str> {
     }
 }
 
-fn parse_pattern(pattern: &str) -> Vec<Segment> {
-    segments(pattern)
-        .into_iter()
-        .map(
-            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(inner) => match inner.strip_prefix('*') {
-                    Some(name) => Segment::Rest(name.to_owned()),
-                    None => Segment::Param(inner.to_owned()),
-                },
-                None => Segment::Literal(s.to_owned()),
-            },
-        )
-        .collect()
+/// A path or pattern without its leading and one trailing `/`.
+fn trim(path: &str) -> &str {
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    trimmed.strip_suffix('/').unwrap_or(trimmed)
 }
 
 fn decode(s: &str) -> String {
     percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
-fn match_segments(pattern: &[Segment], path: &str) -> Option<Params> {
-    let parts = segments(path);
+/// Matches the request path's segments against `pattern`, reading the pattern as it goes
+/// (a plugin builds its router in every fresh instance, so routing is on every request's
+/// path): only captured parameters allocate.
+fn match_segments(pattern: &str, parts: &[&str]) -> Option<Params> {
+    let pattern = trim(pattern);
     let mut params = Params::default();
-    for (i, seg) in pattern.iter().enumerate() {
-        match seg {
-            Segment::Rest(name) => {
-                let rest = parts.get(i..).unwrap_or_default().join("/");
-                params.pairs.push((name.clone(), decode(&rest)));
-                return Some(params);
-            }
-            Segment::Literal(lit) => {
-                if parts.get(i) != Some(&lit.as_str()) {
+    let mut i = 0;
+    for seg in pattern.split('/').filter(|_| !pattern.is_empty()) {
+        match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(inner) => match inner.strip_prefix('*') {
+                Some(name) => {
+                    let rest = parts.get(i..).unwrap_or_default().join("/");
+                    params.pairs.push((name.to_owned(), decode(&rest)));
+                    return Some(params);
+                }
+                None => match parts.get(i) {
+                    Some(value) if !value.is_empty() => {
+                        params.pairs.push((inner.to_owned(), decode(value)))
+                    }
+                    _ => return None,
+                },
+            },
+            None => {
+                if parts.get(i) != Some(&seg) {
                     return None;
                 }
             }
-            Segment::Param(name) => match parts.get(i) {
-                Some(value) if !value.is_empty() => {
-                    params.pairs.push((name.clone(), decode(value)))
-                }
-                _ => return None,
-            },
         }
+        i += 1;
     }
-    (parts.len() == pattern.len()).then_some(params)
+    (parts.len() == i).then_some(params)
 }
 
 /// Matches `path` (percent-encoded, as in [`Request::path`]) against `pattern`.
@@ -110,12 +100,12 @@ fn match_segments(pattern: &[Segment], path: &str) -> Option<Params> {
 /// assert!(weft_sdk::http::match_path("/state/{key}", "/state/").is_none());
 /// ```
 pub fn match_path(pattern: &str, path: &str) -> Option<Params> {
-    match_segments(&parse_pattern(pattern), path)
+    match_segments(pattern, &segments(path))
 }
 
 struct Route {
     method: Method,
-    pattern: Vec<Segment>,
+    pattern: Box<str>,
     handler: Handler,
 }
 
@@ -151,7 +141,7 @@ impl Router {
     {
         self.routes.push(Route {
             method,
-            pattern: parse_pattern(pattern),
+            pattern: pattern.into(),
             handler: Box::new(handler),
         });
         self
@@ -200,19 +190,27 @@ impl Router {
     /// Dispatches `request` to the first matching route.
     pub fn handle(&self, request: Request) -> Response {
         let mut allowed: Vec<&str> = Vec::new();
-        for route in &self.routes {
-            let Some(params) = match_segments(&route.pattern, request.path()) else {
-                continue;
-            };
-            if route.method == *request.method() {
-                return match (route.handler)(request, params) {
-                    Ok(response) => response,
-                    Err(e) => Response::error(&e),
+        let mut found = None;
+        {
+            let parts = segments(request.path());
+            for route in &self.routes {
+                let Some(params) = match_segments(&route.pattern, &parts) else {
+                    continue;
                 };
+                if route.method == *request.method() {
+                    found = Some((route, params));
+                    break;
+                }
+                if !allowed.contains(&route.method.as_str()) {
+                    allowed.push(route.method.as_str());
+                }
             }
-            if !allowed.contains(&route.method.as_str()) {
-                allowed.push(route.method.as_str());
-            }
+        }
+        if let Some((route, params)) = found {
+            return match (route.handler)(request, params) {
+                Ok(response) => response,
+                Err(e) => Response::error(&e),
+            };
         }
         if allowed.is_empty() {
             return Response::not_found();

@@ -158,18 +158,26 @@ impl Write for WasiWriter<'_> {
         }
     }
 
+    /// Nothing to do: an HTTP body stream hands every write to the host at once (its
+    /// `flush` only reports whether the reader is gone, and the reader of a body with a
+    /// `content-length` may go right after the last byte, which is no error).
     fn flush(&mut self) -> io::Result<()> {
-        self.stream.blocking_flush().map_err(stream_error)
+        Ok(())
     }
 }
 
 /// Streams `body` into `out` and finishes it. On error the body is dropped unfinished,
 /// which tells the host the message is incomplete.
 fn write_body(body: Body, out: wt::OutgoingBody) -> io::Result<()> {
+    let stream = out
+        .write()
+        .map_err(|()| io::Error::other("outgoing body stream already taken"))?;
+    finish_body(body, out, stream)
+}
+
+/// Streams `body` into `stream`, drops the stream and finishes `out`.
+fn finish_body(body: Body, out: wt::OutgoingBody, stream: OutputStream) -> io::Result<()> {
     {
-        let stream = out
-            .write()
-            .map_err(|()| io::Error::other("outgoing body stream already taken"))?;
         let mut writer = WasiWriter {
             pollable: None,
             stream: &stream,
@@ -184,8 +192,9 @@ fn write_body(body: Body, out: wt::OutgoingBody) -> io::Result<()> {
             }
             other => other.write_to(&mut writer)?,
         }
-        writer.flush()?;
     }
+    // The stream is a child of the body: it must be gone before the body is finished.
+    drop(stream);
     wt::OutgoingBody::finish(out, None)
         .map_err(|e| io::Error::other(format!("finishing body: {e:?}")))
 }
@@ -201,16 +210,44 @@ pub(crate) fn request_from_wasi(request: wt::IncomingRequest) -> Result<Request>
     let path_and_query = request.path_with_query().unwrap_or_else(|| "/".to_owned());
     // `headers()` is a child of the request; the temporary is dropped right here.
     let headers = Headers::from_entries(request.headers().entries());
-    let body = request
-        .consume()
-        .map_err(|()| Error::Internal("request body already consumed".to_owned()))?;
-    let reader = WasiReader::new(body, Owner::Request(request))?;
+    let body = LazyRequestBody {
+        request: Some(request),
+        reader: None,
+    };
     Ok(Request::from_parts(
         method,
         &path_and_query,
         headers,
-        IncomingBody::from_reader(reader),
+        IncomingBody::from_reader(body),
     ))
+}
+
+/// An incoming request's body, taken from the host on the first read: a handler that
+/// never reads it (most `GET`s) costs no body, stream or trailer resources.
+struct LazyRequestBody {
+    // Declared first so a reader (a child of the request) is dropped before it.
+    reader: Option<WasiReader>,
+    request: Option<wt::IncomingRequest>,
+}
+
+impl Read for LazyRequestBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.reader.is_none() {
+            let Some(request) = self.request.take() else {
+                return Ok(0);
+            };
+            let body = request
+                .consume()
+                .map_err(|()| io::Error::other("request body already consumed"))?;
+            let reader = WasiReader::new(body, Owner::Request(request))
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            self.reader = Some(reader);
+        }
+        match &mut self.reader {
+            Some(reader) => reader.read(buf),
+            None => Ok(0),
+        }
+    }
 }
 
 fn plain_500() -> wt::OutgoingResponse {
@@ -220,10 +257,25 @@ fn plain_500() -> wt::OutgoingResponse {
     response
 }
 
+/// Whether a response with this status carries a body (and so a `content-length`).
+fn has_body(status: u16) -> bool {
+    !(100..200).contains(&status) && status != 204 && status != 304
+}
+
 /// Sends `response` through `out`, streaming its body. Failures after the head was sent
 /// can only be logged.
+///
+/// A body held in memory that the host's buffer takes whole is written and finished
+/// before the head is handed over, so the host has the complete response at once: it
+/// goes out in one write, with no hand-off back to the guest.
 pub(crate) fn send_response(response: Response, out: wt::ResponseOutparam) {
-    let (status, headers, body) = response.into_parts();
+    let (status, mut headers, body) = response.into_parts();
+    if let Body::Bytes(bytes) = &body
+        && has_body(status)
+        && headers.get_bytes("content-length").is_none()
+    {
+        headers.insert("content-length", bytes.len().to_string());
+    }
     let outgoing = match fields(headers) {
         Ok(fields) => {
             let outgoing = wt::OutgoingResponse::new(fields);
@@ -246,10 +298,53 @@ pub(crate) fn send_response(response: Response, out: wt::ResponseOutparam) {
             return;
         }
     };
-    wt::ResponseOutparam::set(out, Ok(outgoing));
-    if let Err(e) = write_body(body, out_body) {
-        crate::warn!("response body not completed"; error = e);
+    let stream = match out_body.write() {
+        Ok(stream) => stream,
+        Err(()) => {
+            wt::ResponseOutparam::set(out, Ok(plain_500()));
+            return;
+        }
+    };
+    let written = match &body {
+        Body::Empty => Ok(true),
+        Body::Bytes(bytes) => write_if_taken(&stream, bytes),
+        _ => Ok(false),
+    };
+    match written {
+        Ok(true) => {
+            drop(stream);
+            match wt::OutgoingBody::finish(out_body, None) {
+                Ok(()) => wt::ResponseOutparam::set(out, Ok(outgoing)),
+                Err(e) => {
+                    crate::error!("finishing the response body failed"; error = format!("{e:?}"));
+                    wt::ResponseOutparam::set(out, Ok(plain_500()));
+                }
+            }
+        }
+        Ok(false) => {
+            wt::ResponseOutparam::set(out, Ok(outgoing));
+            if let Err(e) = finish_body(body, out_body, stream) {
+                crate::warn!("response body not completed"; error = e);
+            }
+        }
+        Err(e) => {
+            crate::warn!("response body not completed"; error = e);
+            wt::ResponseOutparam::set(out, Ok(plain_500()));
+        }
     }
+}
+
+/// Writes `bytes` into `stream` if it takes them whole without waiting (one write within
+/// the current permit). Returns whether it did; if not, nothing was written.
+fn write_if_taken(stream: &OutputStream, bytes: &[u8]) -> io::Result<bool> {
+    let permit = stream.check_write().map_err(stream_error)?;
+    if bytes.len() > MAX_WRITE_CHUNK || u64::try_from(bytes.len()).unwrap_or(u64::MAX) > permit {
+        return Ok(false);
+    }
+    if !bytes.is_empty() {
+        stream.write(bytes).map_err(stream_error)?;
+    }
+    Ok(true)
 }
 
 /// Sends `request` to flow `flow_id`'s counterparty through `transfer.send`, streams its

@@ -45,6 +45,18 @@ const CONTROL_PLANE_ID: &str = "bench-control-plane";
 /// Where the data plane sends callbacks (on the native server, which acknowledges all).
 const CALLBACK_PREFIX: &str = "/bench-control-plane";
 
+/// The runtime configuration of Weft's side: the defaults, plus a perf map of the compiled
+/// plugins when `WEFT__RUNTIME__PERF_MAP=true` (as for `weft serve`), for profiling.
+pub(crate) fn runtime_config() -> weft_runtime::config::RuntimeConfig {
+    weft_runtime::config::RuntimeConfig {
+        perf_map: std::env::var(PERF_MAP_VAR).is_ok_and(|v| v == "true" || v == "1"),
+        ..Default::default()
+    }
+}
+
+/// The override `weft serve` reads for [`weft_runtime::config::RuntimeConfig::perf_map`].
+const PERF_MAP_VAR: &str = "WEFT__RUNTIME__PERF_MAP";
+
 /// The data plane configuration: this benchmark is every context's control plane,
 /// authenticated with a static token both ways.
 pub(crate) fn data_plane_config(
@@ -139,7 +151,7 @@ impl Env {
             &cp_authorization,
         )?;
         let assembled = crate::wiring::Assembled::build(
-            WeftOptions::new(server, auth.clone(), Default::default()),
+            WeftOptions::new(server, auth.clone(), runtime_config()),
             crate::wiring::Parts {
                 management: None,
                 data_plane: Some(data_plane),

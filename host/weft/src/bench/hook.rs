@@ -16,12 +16,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
-use weft_runtime::bindings::PluginPre;
+use weft_runtime::bindings::lifecycle;
 use weft_runtime::bindings::types::Error as WitError;
-use weft_runtime::config::RuntimeConfig;
 use weft_runtime::plugin::LoadRequest;
 use weft_runtime::{CallContext, Entry, LifecycleOp, LoadedPlugin, Runtime, Services, Tenant};
 
@@ -65,10 +64,12 @@ impl WasiHttpView for RawState {
     }
 }
 
-/// Raw wasmtime: the same component pre-instantiated on a minimal linker.
+/// Raw wasmtime: the same component pre-instantiated on a minimal linker, with the
+/// lifecycle export's indices looked up once (as Weft does).
 struct Raw {
     engine: wasmtime::Engine,
-    pre: PluginPre<RawState>,
+    pre: InstancePre<RawState>,
+    lifecycle: lifecycle::GuestIndices,
 }
 
 /// A wasmtime error as an `anyhow` one (wasmtime 48 has its own error type).
@@ -125,8 +126,13 @@ impl Raw {
                 }
             }
         }
-        let pre = PluginPre::new(linker.instantiate_pre(&component)?)?;
-        Ok(Raw { engine, pre })
+        let pre = linker.instantiate_pre(&component)?;
+        let lifecycle = lifecycle::GuestIndices::new(&pre)?;
+        Ok(Raw {
+            engine,
+            pre,
+            lifecycle,
+        })
     }
 
     async fn call(&self) -> anyhow::Result<()> {
@@ -146,9 +152,9 @@ impl Raw {
             },
         );
         store.set_epoch_deadline(RAW_EPOCH_DEADLINE);
-        let plugin = self.pre.instantiate_async(&mut store).await?;
-        plugin
-            .weft_plugin_lifecycle()
+        let instance = self.pre.instantiate_async(&mut store).await?;
+        self.lifecycle
+            .load(&mut store, &instance)?
             .call_on_disable(&mut store)
             .await
     }
@@ -176,7 +182,7 @@ impl Hosted {
 }
 
 pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Row> {
-    let runtime = Runtime::new(RuntimeConfig::default(), Services::in_memory())?;
+    let runtime = Runtime::new(super::env::runtime_config(), Services::in_memory())?;
     let hello = weft_bundle::HELLO;
     let plugin = runtime.load(LoadRequest {
         wasm: hello.wasm,
