@@ -2,7 +2,7 @@
 //! memory (see [`weft_store::GenerationCache`]) so a request does not cost three
 //! database reads.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use weft_runtime::LoadedPlugin;
 use weft_runtime::grants::Grants;
 use weft_store::{EnablementRecord, PluginRecord, TenantRecord};
@@ -17,8 +17,10 @@ pub(crate) struct AppRecords {
     csp: Grants,
     /// The tenant's narrowing, if any.
     narrowed: Option<Grants>,
-    /// Effective grants for the version last resolved (versions change rarely).
-    effective: Mutex<Option<(Arc<LoadedPlugin>, Arc<Grants>)>>,
+    /// Effective grants for the version last resolved (versions change rarely). Weak, so
+    /// a cached record never keeps a removed version's compiled code alive; it also keeps
+    /// the address from being reused while held, so pointer equality identifies the version.
+    effective: Mutex<Option<(Weak<LoadedPlugin>, Arc<Grants>)>>,
 }
 
 impl AppRecords {
@@ -48,7 +50,7 @@ impl AppRecords {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((version, grants)) = &*last
-            && Arc::ptr_eq(version, loaded)
+            && std::ptr::eq(version.as_ptr(), Arc::as_ptr(loaded))
         {
             return Arc::clone(grants);
         }
@@ -57,7 +59,7 @@ impl AppRecords {
             &self.csp,
             self.narrowed.as_ref(),
         ));
-        *last = Some((Arc::clone(loaded), Arc::clone(&grants)));
+        *last = Some((Arc::downgrade(loaded), Arc::clone(&grants)));
         grants
     }
 }
