@@ -301,7 +301,7 @@ impl Runtime {
             call.entry.name(),
         );
         let (mut store, limits) = self.new_store(&plugin, call);
-        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let (sender, mut receiver) = tokio::sync::oneshot::channel();
         let prepared = (|| -> wasmtime::Result<_> {
             let req = store
                 .data_mut()
@@ -339,7 +339,6 @@ impl Runtime {
                 }
             }
         });
-        let mut receiver = receiver;
         // The call runs in this task until it either ends (the usual case for a body held
         // in memory, which the SDK finishes before handing over the head) or hands over a
         // response head while it still streams the body: then the rest of the call moves

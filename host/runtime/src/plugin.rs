@@ -2,7 +2,7 @@
 //! the precompiled artifact) → check it fits the world → `InstancePre`, ready to call.
 
 use crate::bindings::exports::wasi::http::incoming_handler;
-use crate::bindings::{PluginPre, data_flows, events, lifecycle};
+use crate::bindings::{data_flows, events, lifecycle};
 use crate::call::HostState;
 use crate::config::{CallLimits, MAX_COMPONENT_BYTES};
 use crate::manifest::{Manifest, ManifestError};
@@ -124,9 +124,7 @@ impl Runtime {
             .linker()
             .instantiate_pre(&component)
             .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-        // The world's check (every export present), then the per-interface indices calls use.
-        PluginPre::new(instance_pre.clone())
-            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        // Finds every export of the world (the check that the component fits it).
         let exports = ExportIndices::new(&instance_pre)
             .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let limits =
