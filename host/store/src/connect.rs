@@ -96,7 +96,12 @@ async fn connect_sqlite(url: &str, options: &StoreOptions) -> Result<Store> {
         .busy_timeout(options.busy_timeout)
         // Durable on power loss: an acknowledged signal or flow must survive.
         .synchronous(SqliteSynchronous::Full);
-    let pool_options = SqlitePoolOptions::new().acquire_timeout(options.acquire_timeout);
+    let pool_options = SqlitePoolOptions::new()
+        .acquire_timeout(options.acquire_timeout)
+        // A connection to a local file cannot drop out from under the pool, so the ping
+        // before each checkout (a round trip to the connection's worker thread) buys
+        // nothing; sqlx still checks a connection when it comes back.
+        .test_before_acquire(false);
     let pool = if is_sqlite_memory(url) {
         // Every connection to `:memory:` is its own database: keep exactly one, forever.
         pool_options
