@@ -37,7 +37,7 @@ impl Store {
         validate::text("target", &entry.target)?;
         validate::json("detail", &entry.detail_json)?;
         let at = to_millis(now())?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let (id,): (i64,) = sqlx::query_as(
                 "INSERT INTO audit_log (at, actor, action, target, detail_json) \
                  VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -73,7 +73,7 @@ impl Store {
             "SELECT id, at, actor, action, target, detail_json FROM audit_log \
              WHERE id < $1 AND target >= $2 {upper_clause} ORDER BY id DESC LIMIT $3"
         );
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let mut query = sqlx::query_as::<_, AuditRow>(&sql)
                 .bind(before)
                 .bind(prefix)

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, PgConnection, SqliteConnection};
+use std::sync::Arc;
 
 use crate::error::{Result, StoreError};
-use crate::{Backend, Store};
+use crate::{Backend, SqliteBackend, Store};
 
 /// Pooled SQLite connections: WAL lets them read in parallel; writers take turns anyway.
 pub const SQLITE_MAX_CONNECTIONS: u32 = 4;
@@ -102,23 +103,31 @@ async fn connect_sqlite(url: &str, options: &StoreOptions) -> Result<Store> {
         // before each checkout (a round trip to the connection's worker thread) buys
         // nothing; sqlx still checks a connection when it comes back.
         .test_before_acquire(false);
-    let pool = if is_sqlite_memory(url) {
+    let memory = is_sqlite_memory(url);
+    let pool = if memory {
         // Every connection to `:memory:` is its own database: keep exactly one, forever.
         pool_options
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(connect.shared_cache(false))
+            .connect_with(connect.clone().shared_cache(false))
             .await?
     } else {
         pool_options
             .max_connections(options.max_connections.unwrap_or(SQLITE_MAX_CONNECTIONS))
-            .connect_with(connect.journal_mode(SqliteJournalMode::Wal))
+            .connect_with(connect.clone().journal_mode(SqliteJournalMode::Wal))
             .await?
     };
     sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-    Ok(Store::new(Backend::Sqlite(pool)))
+    let writer = if memory {
+        None
+    } else {
+        let conn = SqliteConnection::connect_with(&connect.journal_mode(SqliteJournalMode::Wal))
+            .await?;
+        Some(Arc::new(tokio::sync::Mutex::new(Some(conn))))
+    };
+    Ok(Store::new(Backend::Sqlite(SqliteBackend { pool, writer })))
 }
 
 /// Whether a SQLite URL names an in-memory database.

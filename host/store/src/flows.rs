@@ -380,25 +380,28 @@ macro_rules! insert_flow_row {
 
 /// Appends history entries inside a transaction (same SQL on both backends).
 macro_rules! insert_events {
-    ($tx:expr, $tenant:expr, $flow:expr, $at:expr, $events:expr) => {
-        for e in $events {
-            sqlx::query(
+    ($tx:expr, $tenant:expr, $flow:expr, $at:expr, $events:expr) => {{
+        // One statement for all of a change's entries: on SQLite every statement is a
+        // round trip to the connection's thread.
+        let mut events = $events.into_iter().peekable();
+        if events.peek().is_some() {
+            let mut insert = sqlx::QueryBuilder::new(
                 "INSERT INTO dps_flow_history \
-                 (tenant_id, flow_id, at, from_state, to_state, event, message_id, detail_json) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind($tenant)
-            .bind($flow)
-            .bind($at)
-            .bind(&e.from_state)
-            .bind(&e.to_state)
-            .bind(&e.event)
-            .bind(&e.message_id)
-            .bind(&e.detail_json)
-            .execute(&mut *$tx)
-            .await?;
+                 (tenant_id, flow_id, at, from_state, to_state, event, message_id, detail_json) ",
+            );
+            insert.push_values(events, |mut row, e| {
+                row.push_bind($tenant)
+                    .push_bind($flow)
+                    .push_bind($at)
+                    .push_bind(&e.from_state)
+                    .push_bind(&e.to_state)
+                    .push_bind(&e.event)
+                    .push_bind(&e.message_id)
+                    .push_bind(&e.detail_json);
+            });
+            insert.build().execute(&mut *$tx).await?;
         }
-    };
+    }};
 }
 
 impl Store {
@@ -408,8 +411,7 @@ impl Store {
         check_flow(record)?;
         check_event(event)?;
         let created_at = to_millis(record.created_at)?;
-        with_pool!(self, |pool, begin| {
-            let mut tx = pool.begin_with(begin).await?;
+        with_tx!(self, |tx| {
             let inserted = insert_flow_row!(tx, record, created_at);
             if inserted == 0 {
                 return Err(StoreError::Conflict(format!(
@@ -430,7 +432,7 @@ impl Store {
     /// One flow.
     pub async fn get_flow(&self, tenant: &str, flow: &str) -> Result<Option<FlowRecord>> {
         check_flow_key(tenant, flow)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let row: Option<FlowRow> = sqlx::query_as(&format!(
                 "SELECT {FLOW_COLUMNS} FROM dps_flows WHERE tenant_id = $1 AND id = $2"
             ))
@@ -465,8 +467,7 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         let at = to_millis(now())?;
         let created_at = to_millis(flow.created_at)?;
-        with_pool!(self, |pool, begin| {
-            let mut tx = pool.begin_with(begin).await?;
+        with_tx!(self, |tx| {
             let updated = if flow.version == 0 {
                 let inserted = insert_flow_row!(tx, flow, created_at);
                 if inserted == 0 {
@@ -561,8 +562,7 @@ impl Store {
     /// never acknowledged). Returns `false` when absent or at another version.
     pub async fn delete_flow(&self, tenant: &str, flow: &str, version: i64) -> Result<bool> {
         check_flow_key(tenant, flow)?;
-        with_pool!(self, |pool, begin| {
-            let mut tx = pool.begin_with(begin).await?;
+        with_tx!(self, |tx| {
             let deleted = sqlx::query(
                 "DELETE FROM dps_flows WHERE tenant_id = $1 AND id = $2 AND version = $3",
             )
@@ -592,7 +592,7 @@ impl Store {
     /// A flow's history, oldest first.
     pub async fn flow_history(&self, tenant: &str, flow: &str) -> Result<Vec<FlowHistoryRecord>> {
         check_flow_key(tenant, flow)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let rows: Vec<HistoryRow> = sqlx::query_as(
                 "SELECT id, at, from_state, to_state, event, message_id, detail_json \
                  FROM dps_flow_history WHERE tenant_id = $1 AND flow_id = $2 ORDER BY id",
@@ -620,7 +620,7 @@ impl Store {
     /// The flow a token hash belongs to, if the token is live.
     pub async fn flow_for_token(&self, token_hash: &str) -> Result<Option<FlowToken>> {
         validate::digest(token_hash)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let row: Option<(String, String)> =
                 sqlx::query_as("SELECT tenant_id, flow_id FROM dps_tokens WHERE token_hash = $1")
                     .bind(token_hash)
@@ -633,7 +633,7 @@ impl Store {
     /// How many live tokens a flow has.
     pub async fn count_flow_tokens(&self, tenant: &str, flow: &str) -> Result<u64> {
         check_flow_key(tenant, flow)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let (n,): (i64,) = sqlx::query_as(
                 "SELECT COUNT(*) FROM dps_tokens WHERE tenant_id = $1 AND flow_id = $2",
             )
@@ -656,8 +656,7 @@ impl Store {
         }
         let created_at = to_millis(record.created_at)?;
         let updated_at = to_millis(record.updated_at)?;
-        let result = with_pool!(self, |pool, begin| {
-            let mut tx = pool.begin_with(begin).await?;
+        let result = with_tx!(self, |tx| {
             let existed: Option<(i64,)> = sqlx::query_as(
                 "SELECT created_at FROM dps_control_planes WHERE tenant_id = $1 AND id = $2",
             )
@@ -695,7 +694,7 @@ impl Store {
     ) -> Result<Option<ControlPlaneRecord>> {
         validate::id("tenant id", tenant)?;
         validate::id("control plane id", id)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let row: Option<ControlPlaneRow> = sqlx::query_as(
                 "SELECT tenant_id, id, endpoint, authorization_json, created_at, updated_at \
                  FROM dps_control_planes WHERE tenant_id = $1 AND id = $2",
@@ -711,7 +710,7 @@ impl Store {
     /// A tenant's control planes, most recently registered first.
     pub async fn list_control_planes(&self, tenant: &str) -> Result<Vec<ControlPlaneRecord>> {
         validate::id("tenant id", tenant)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let rows: Vec<ControlPlaneRow> = sqlx::query_as(
                 "SELECT tenant_id, id, endpoint, authorization_json, created_at, updated_at \
                  FROM dps_control_planes WHERE tenant_id = $1 ORDER BY updated_at DESC, id",
@@ -727,7 +726,7 @@ impl Store {
     pub async fn delete_control_plane(&self, tenant: &str, id: &str) -> Result<bool> {
         validate::id("tenant id", tenant)?;
         validate::id("control plane id", id)?;
-        let result = with_pool!(self, |pool, _begin| {
+        let result = with_pool!(self, |pool| {
             let deleted =
                 sqlx::query("DELETE FROM dps_control_planes WHERE tenant_id = $1 AND id = $2")
                     .bind(tenant)
@@ -751,7 +750,7 @@ impl Store {
     ) -> Result<Vec<CallbackRecord>> {
         let at = to_millis(at)?;
         let limit = i64::from(limit.clamp(1, MAX_CALLBACK_BATCH));
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let rows: Vec<CallbackRow> = sqlx::query_as(&format!(
                 "SELECT {CALLBACK_COLUMNS} FROM dps_callbacks c \
                  WHERE c.dead = $1 AND c.next_attempt_at <= $2 AND NOT EXISTS \
@@ -770,7 +769,7 @@ impl Store {
 
     /// When the earliest live callback is due, if any is queued.
     pub async fn next_callback_due(&self) -> Result<Option<OffsetDateTime>> {
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let (next,): (Option<i64>,) =
                 sqlx::query_as("SELECT MIN(next_attempt_at) FROM dps_callbacks WHERE dead = $1")
                     .bind(false)
@@ -791,7 +790,7 @@ impl Store {
     ) -> Result<bool> {
         let seen = to_millis(seen_next_attempt_at)?;
         let lease = to_millis(lease_until)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let n = sqlx::query(
                 "UPDATE dps_callbacks SET next_attempt_at = $3 \
                  WHERE id = $1 AND next_attempt_at = $2 AND dead = $4",
@@ -809,7 +808,7 @@ impl Store {
 
     /// Removes a delivered callback; `false` when it was already gone.
     pub async fn finish_callback(&self, id: i64) -> Result<bool> {
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let n = sqlx::query("DELETE FROM dps_callbacks WHERE id = $1")
                 .bind(id)
                 .execute(pool)
@@ -831,7 +830,7 @@ impl Store {
     ) -> Result<()> {
         validate::text("last error", last_error)?;
         let next = to_millis(next_attempt_at)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE dps_callbacks SET attempts = $2, next_attempt_at = $3, last_error = $4, \
                  dead = $5 WHERE id = $1",
@@ -850,7 +849,7 @@ impl Store {
     /// A flow's queued callbacks (dead ones included), oldest first.
     pub async fn list_callbacks(&self, tenant: &str, flow: &str) -> Result<Vec<CallbackRecord>> {
         check_flow_key(tenant, flow)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let rows: Vec<CallbackRow> = sqlx::query_as(&format!(
                 "SELECT {CALLBACK_COLUMNS} FROM dps_callbacks \
                  WHERE tenant_id = $1 AND flow_id = $2 ORDER BY id"

@@ -13,22 +13,42 @@
 //! PostgreSQL when `WEFT_TEST_POSTGRES_URL` is set (for example
 //! `postgres://postgres@127.0.0.1:5432/test`), each test in its own throw-away schema.
 
-/// Runs `$body` once per backend, with `$pool` bound to that backend's pool and `$begin` to the
-/// statement that opens a write transaction on it. The SQL in `$body` must be valid on both
-/// (`$n` placeholders work on SQLite too).
+/// Runs `$body` once per backend, with `$pool` bound to that backend's pool (for reads and
+/// single statements; transactions use [`with_tx!`]). The SQL in `$body` must be valid on
+/// both (`$n` placeholders work on SQLite too).
 macro_rules! with_pool {
-    ($store:expr, |$pool:ident, $begin:ident| $body:expr) => {
+    ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.backend {
-            $crate::Backend::Sqlite($pool) => {
-                // Take the write lock up front: a deferred transaction that reads then writes
-                // can fail with SQLITE_BUSY instead of waiting for the busy timeout.
-                #[allow(unused_variables)]
-                let $begin: &'static str = "BEGIN IMMEDIATE";
+            $crate::Backend::Sqlite($crate::SqliteBackend { pool: $pool, .. }) => $body,
+            $crate::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$tx`, a write transaction open on the backend: on SQLite the store's
+/// one writer connection (see [`SqliteBackend`]) with `BEGIN IMMEDIATE`, on PostgreSQL a
+/// pooled connection. The body commits; dropping `$tx` rolls back.
+macro_rules! with_tx {
+    ($store:expr, |$tx:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::Backend::Sqlite(sqlite) => {
+                let mut writer;
+                #[allow(unused_mut)]
+                let mut $tx = match &sqlite.writer {
+                    Some(w) => {
+                        writer = w.lock().await;
+                        let conn = writer.as_mut().ok_or(sqlx::Error::PoolClosed)?;
+                        sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE").await?
+                    }
+                    // Take the write lock up front: a deferred transaction that reads then
+                    // writes can fail with SQLITE_BUSY instead of waiting for the busy timeout.
+                    None => sqlite.pool.begin_with("BEGIN IMMEDIATE").await?,
+                };
                 $body
             }
-            $crate::Backend::Postgres($pool) => {
-                #[allow(unused_variables)]
-                let $begin: &'static str = "BEGIN";
+            $crate::Backend::Postgres(pool) => {
+                #[allow(unused_mut)]
+                let mut $tx = pool.begin_with("BEGIN").await?;
                 $body
             }
         }
@@ -64,7 +84,7 @@ pub use records::{
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{Connection, PgPool, SqliteConnection, SqlitePool};
 
 /// Weft's durable store. Cloning is cheap (the connection pool is shared).
 #[derive(Clone, Debug)]
@@ -77,8 +97,21 @@ pub struct Store {
 
 #[derive(Clone, Debug)]
 enum Backend {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteBackend),
     Postgres(PgPool),
+}
+
+/// SQLite: pooled connections for reads and single statements, and one connection that
+/// every write transaction takes in turn. SQLite lets one writer in at a time anyway;
+/// queueing the writers here (instead of each holding a pooled connection and retrying in
+/// SQLite's busy handler, which sleeps up to 100 ms between tries) keeps a waiting write's
+/// delay to the writes ahead of it, and leaves the pool to the readers.
+#[derive(Clone, Debug)]
+struct SqliteBackend {
+    pool: SqlitePool,
+    /// `None` for an in-memory database, whose one pooled connection is the database;
+    /// the inner `None` once the store is closed.
+    writer: Option<Arc<tokio::sync::Mutex<Option<SqliteConnection>>>>,
 }
 
 impl Store {
@@ -113,7 +146,15 @@ impl Store {
     /// Closes every pooled connection and waits until they are closed. Later calls fail.
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Sqlite(sqlite) => {
+                if let Some(writer) = &sqlite.writer
+                    && let Some(conn) = writer.lock().await.take()
+                {
+                    // Closing only fails when the connection is already broken.
+                    let _ = conn.close().await;
+                }
+                sqlite.pool.close().await;
+            }
             Backend::Postgres(pool) => pool.close().await,
         }
     }

@@ -195,7 +195,7 @@ impl Store {
     ) -> Result<HashMap<String, ProcessState>> {
         validate::id("tenant id", tenant)?;
         validate::id("process kind", kind)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let rows: Vec<(String, String, String)> = sqlx::query_as(
                 "SELECT process_id, state, state_timestamp FROM mgmt_process_states \
                  WHERE tenant_id = $1 AND kind = $2",
@@ -233,8 +233,7 @@ impl Store {
         validate::text("state", &state.state)?;
         validate::text("state timestamp", &state.state_timestamp)?;
         let at = to_millis(now())?;
-        with_pool!(self, |pool, begin| {
-            let mut tx = pool.begin_with(begin).await?;
+        with_tx!(self, |tx| {
             // Create the row if missing; the no-op update takes the row lock on PostgreSQL.
             let inserted: Option<(i64,)> = sqlx::query_as(
                 "INSERT INTO mgmt_process_states \
@@ -275,7 +274,7 @@ impl Store {
     /// Forgets process states not updated since `before`; returns how many.
     pub async fn mgmt_prune_process_states(&self, before: OffsetDateTime) -> Result<u64> {
         let before = to_millis(before)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let done = sqlx::query("DELETE FROM mgmt_process_states WHERE updated_at < $1")
                 .bind(before)
                 .execute(pool)
@@ -288,7 +287,7 @@ impl Store {
     pub async fn mgmt_has_baseline(&self, tenant: &str, kind: &str) -> Result<bool> {
         validate::id("tenant id", tenant)?;
         validate::id("process kind", kind)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let row: Option<(i64,)> = sqlx::query_as(
                 "SELECT established_at FROM mgmt_poll_baselines WHERE tenant_id = $1 AND kind = $2",
             )
@@ -305,7 +304,7 @@ impl Store {
         validate::id("tenant id", tenant)?;
         validate::id("process kind", kind)?;
         let at = to_millis(now())?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO mgmt_poll_baselines (tenant_id, kind, established_at) \
                  VALUES ($1, $2, $3) ON CONFLICT (tenant_id, kind) DO NOTHING",
@@ -333,7 +332,7 @@ impl Store {
         }
         validate::json("event payload", &event.payload_json)?;
         let at = to_millis(now())?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let done = sqlx::query(
                 "INSERT INTO mgmt_event_outbox (id, tenant_id, plugin_id, kind, state, subject, \
                  correlation, payload_json, attempts, status, next_at, lease_until, last_error, \
@@ -373,7 +372,7 @@ impl Store {
              AND status = 'pending' AND lease_until <= $1 \
              RETURNING {OUTBOX_COLUMNS}"
         );
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let rows: Vec<OutboxRow> = sqlx::query_as(&sql)
                 .bind(now_ms)
                 .bind(until)
@@ -393,7 +392,7 @@ impl Store {
     pub async fn mgmt_event(&self, id: &str) -> Result<Option<OutboxEvent>> {
         validate::id("event id", id)?;
         let sql = format!("SELECT {OUTBOX_COLUMNS} FROM mgmt_event_outbox WHERE id = $1");
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let row: Option<OutboxRow> = sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?;
             row.map(OutboxRow::into_event).transpose()
         })
@@ -407,7 +406,7 @@ impl Store {
             "SELECT {OUTBOX_COLUMNS} FROM mgmt_event_outbox WHERE tenant_id = $1 \
              ORDER BY created_at, id LIMIT $2"
         );
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let rows: Vec<OutboxRow> = sqlx::query_as(&sql)
                 .bind(tenant)
                 .bind(limit)
@@ -431,7 +430,7 @@ impl Store {
         let at = to_millis(now())?;
         let next_at = millis_after(retry_in)?;
         let error = error.map(cut_error);
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let done = sqlx::query(
                 "UPDATE mgmt_event_outbox SET status = $2, attempts = $3, next_at = $4, \
                  lease_until = 0, last_error = $5, updated_at = $6 WHERE id = $1",
@@ -455,7 +454,7 @@ impl Store {
     /// Pending events are never pruned.
     pub async fn mgmt_prune_events(&self, before: OffsetDateTime) -> Result<u64> {
         let before = to_millis(before)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let done = sqlx::query(
                 "DELETE FROM mgmt_event_outbox WHERE status <> 'pending' AND updated_at < $1",
             )
@@ -472,7 +471,7 @@ impl Store {
         validate::id("plugin id", &watch.plugin_id)?;
         validate::text("correlation", &watch.correlation)?;
         let at = to_millis(now())?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO mgmt_watches \
                  (tenant_id, plugin_id, kind, process_id, correlation, created_at) \
@@ -494,7 +493,7 @@ impl Store {
     /// How many watches a tenant holds.
     pub async fn mgmt_count_watches(&self, tenant: &str) -> Result<u64> {
         validate::id("tenant id", tenant)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let (n,): (i64,) =
                 sqlx::query_as("SELECT COUNT(*) FROM mgmt_watches WHERE tenant_id = $1")
                     .bind(tenant)
@@ -522,7 +521,7 @@ impl Store {
                      WHERE tenant_id = $1 AND kind = $2 AND process_id = $3 \
                      ORDER BY created_at LIMIT $4"
                 );
-                with_pool!(self, |pool, _begin| {
+                with_pool!(self, |pool| {
                     sqlx::query_as(&sql)
                         .bind(tenant)
                         .bind(kind)
@@ -535,7 +534,7 @@ impl Store {
             None => {
                 let sql =
                     format!("SELECT {columns} FROM mgmt_watches ORDER BY created_at LIMIT $1");
-                with_pool!(self, |pool, _begin| {
+                with_pool!(self, |pool| {
                     sqlx::query_as(&sql).bind(limit).fetch_all(pool).await?
                 })
             }
@@ -563,7 +562,7 @@ impl Store {
         check_process(&watch.tenant_id, &watch.kind, &watch.process_id)?;
         validate::id("plugin id", &watch.plugin_id)?;
         validate::text("correlation", &watch.correlation)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let done = sqlx::query(
                 "DELETE FROM mgmt_watches WHERE tenant_id = $1 AND plugin_id = $2 AND kind = $3 \
                  AND process_id = $4 AND correlation = $5",
@@ -592,7 +591,7 @@ impl Store {
         validate::text("endpoint", endpoint)?;
         validate::json("profiles", profiles_json)?;
         let at = to_millis(now())?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO mgmt_dataplanes \
                  (tenant_id, dataplane_id, endpoint, profiles_json, registered_at) \
@@ -614,7 +613,7 @@ impl Store {
     /// A tenant's data-plane registration, if any.
     pub async fn mgmt_dataplane(&self, tenant: &str) -> Result<Option<DataPlaneRegistration>> {
         validate::id("tenant id", tenant)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let row: Option<(String, String, String, String, i64)> = sqlx::query_as(
                 "SELECT tenant_id, dataplane_id, endpoint, profiles_json, registered_at \
                  FROM mgmt_dataplanes WHERE tenant_id = $1",
@@ -640,7 +639,7 @@ impl Store {
     /// Forgets a tenant's data-plane registration; returns whether there was one.
     pub async fn mgmt_delete_dataplane(&self, tenant: &str) -> Result<bool> {
         validate::id("tenant id", tenant)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let done = sqlx::query("DELETE FROM mgmt_dataplanes WHERE tenant_id = $1")
                 .bind(tenant)
                 .execute(pool)

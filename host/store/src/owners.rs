@@ -12,7 +12,7 @@ impl Store {
         validate::id("asset id", asset)?;
         validate::id("plugin id", plugin)?;
         let at = to_millis(now())?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO asset_owners (tenant_id, asset_id, plugin_id, created_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (tenant_id, asset_id) DO UPDATE SET plugin_id = excluded.plugin_id, created_at = excluded.created_at",
@@ -31,7 +31,7 @@ impl Store {
     pub async fn asset_owner(&self, tenant: &str, asset: &str) -> Result<Option<String>> {
         validate::id("tenant id", tenant)?;
         validate::id("asset id", asset)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let row: Option<(String,)> = sqlx::query_as(
                 "SELECT plugin_id FROM asset_owners WHERE tenant_id = $1 AND asset_id = $2",
             )
@@ -47,7 +47,7 @@ impl Store {
     pub async fn delete_asset_owner(&self, tenant: &str, asset: &str) -> Result<bool> {
         validate::id("tenant id", tenant)?;
         validate::id("asset id", asset)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let done =
                 sqlx::query("DELETE FROM asset_owners WHERE tenant_id = $1 AND asset_id = $2")
                     .bind(tenant)

@@ -82,8 +82,7 @@ impl Store {
             validate::text("signer", signer)?;
         }
         let created_at = to_millis(record.created_at)?;
-        let result = with_pool!(self, |pool, begin| {
-            let mut tx = pool.begin_with(begin).await?;
+        let result = with_tx!(self, |tx| {
             sqlx::query(
                 "INSERT INTO plugins (id, active_version, granted_json, created_at) \
                  VALUES ($1, NULL, NULL, $2) ON CONFLICT (id) DO NOTHING",
@@ -133,7 +132,7 @@ impl Store {
 
     /// Every plugin, by id.
     pub async fn list_plugins(&self) -> Result<Vec<PluginRecord>> {
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let rows: Vec<PluginRow> = sqlx::query_as(
                 "SELECT id, active_version, granted_json, created_at FROM plugins ORDER BY id",
             )
@@ -146,7 +145,7 @@ impl Store {
     /// One plugin.
     pub async fn get_plugin(&self, plugin: &str) -> Result<Option<PluginRecord>> {
         validate::id("plugin id", plugin)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let row: Option<PluginRow> = sqlx::query_as(
                 "SELECT id, active_version, granted_json, created_at FROM plugins WHERE id = $1",
             )
@@ -160,7 +159,7 @@ impl Store {
     /// The versions of a plugin, oldest first (ties by version text).
     pub async fn list_versions(&self, plugin: &str) -> Result<Vec<PluginVersionRecord>> {
         validate::id("plugin id", plugin)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let rows: Vec<VersionRow> = sqlx::query_as(&format!(
                 "SELECT {VERSION_COLUMNS} FROM plugin_versions WHERE plugin_id = $1 \
                  ORDER BY created_at, version"
@@ -179,7 +178,7 @@ impl Store {
         version: &str,
     ) -> Result<Option<PluginVersionRecord>> {
         check_version_key(plugin, version)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let row: Option<VersionRow> = sqlx::query_as(&format!(
                 "SELECT {VERSION_COLUMNS} FROM plugin_versions \
                  WHERE plugin_id = $1 AND version = $2"
@@ -196,8 +195,7 @@ impl Store {
     /// or an enablement pins it.
     pub async fn delete_version(&self, plugin: &str, version: &str) -> Result<()> {
         check_version_key(plugin, version)?;
-        let result = with_pool!(self, |pool, begin| {
-            let mut tx = pool.begin_with(begin).await?;
+        let result = with_tx!(self, |tx| {
             let active: Option<(Option<String>,)> =
                 sqlx::query_as("SELECT active_version FROM plugins WHERE id = $1")
                     .bind(plugin)
@@ -247,7 +245,7 @@ impl Store {
         if let Some(version) = version {
             validate::id("version", version)?;
         }
-        let result = with_pool!(self, |pool, _begin| {
+        let result = with_pool!(self, |pool| {
             let updated = sqlx::query("UPDATE plugins SET active_version = $2 WHERE id = $1")
                 .bind(plugin)
                 .bind(version)
@@ -267,7 +265,7 @@ impl Store {
     /// The plugin's active version, if the plugin exists and has one.
     pub async fn get_active_version(&self, plugin: &str) -> Result<Option<PluginVersionRecord>> {
         validate::id("plugin id", plugin)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let row: Option<VersionRow> = sqlx::query_as(
                 "SELECT v.plugin_id, v.version, v.digest, v.manifest_toml, \
                  v.requested_grants_json, v.component_path, v.signed_by, v.created_at \
@@ -286,7 +284,7 @@ impl Store {
     pub async fn set_granted(&self, plugin: &str, grants_json: &str) -> Result<()> {
         validate::id("plugin id", plugin)?;
         validate::json("grants", grants_json)?;
-        let result = with_pool!(self, |pool, _begin| {
+        let result = with_pool!(self, |pool| {
             let updated = sqlx::query("UPDATE plugins SET granted_json = $2 WHERE id = $1")
                 .bind(plugin)
                 .bind(grants_json)
@@ -305,7 +303,7 @@ impl Store {
     /// The CSP's capability grants for a plugin, if the plugin exists and grants were set.
     pub async fn get_granted(&self, plugin: &str) -> Result<Option<String>> {
         validate::id("plugin id", plugin)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let row: Option<(Option<String>,)> =
                 sqlx::query_as("SELECT granted_json FROM plugins WHERE id = $1")
                     .bind(plugin)

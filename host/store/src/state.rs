@@ -52,6 +52,13 @@ fn missing_scope(tenant: &str, plugin: &str) -> impl FnOnce() -> StoreError {
 const LOCK_USAGE: &str = "INSERT INTO app_state_usage (tenant_id, plugin_id, bytes) \
      VALUES ($1, $2, 0) ON CONFLICT (tenant_id, plugin_id) \
      DO UPDATE SET bytes = app_state_usage.bytes RETURNING bytes";
+/// SQLite: [`LOCK_USAGE`] that also returns the current value, one statement instead of two.
+/// Safe there because `BEGIN IMMEDIATE` already serialised the writers; PostgreSQL must read
+/// the value only after the row lock is held (its statement snapshot predates the wait).
+const LOCK_USAGE_READ_VALUE: &str = "INSERT INTO app_state_usage (tenant_id, plugin_id, bytes) \
+     VALUES ($1, $2, 0) ON CONFLICT (tenant_id, plugin_id) \
+     DO UPDATE SET bytes = app_state_usage.bytes RETURNING bytes, \
+     (SELECT value FROM app_state WHERE tenant_id = $1 AND plugin_id = $2 AND key = $3)";
 const SET_USAGE: &str =
     "UPDATE app_state_usage SET bytes = $3 WHERE tenant_id = $1 AND plugin_id = $2";
 const GET_VALUE: &str =
@@ -70,7 +77,7 @@ impl Store {
     ) -> Result<Option<Vec<u8>>> {
         check_scope(tenant, plugin)?;
         validate::key(key)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let row: Option<(Vec<u8>,)> = sqlx::query_as(GET_VALUE)
                 .bind(tenant)
                 .bind(plugin)
@@ -125,21 +132,31 @@ impl Store {
         check_scope(tenant, plugin)?;
         validate::key(key)?;
         check_value(value, &limits)?;
-        with_pool!(self, |pool, begin| {
-            let mut tx = pool.begin_with(begin).await?;
-            let (usage,): (i64,) = sqlx::query_as(LOCK_USAGE)
-                .bind(tenant)
-                .bind(plugin)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| on_fk(e, missing_scope(tenant, plugin)))?;
-            let old: Option<(Vec<u8>,)> = sqlx::query_as(GET_VALUE)
-                .bind(tenant)
-                .bind(plugin)
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let old = old.map(|(v,)| v);
+        let sqlite = self.backend_name() == "sqlite";
+        with_tx!(self, |tx| {
+            let (usage, old): (i64, Option<Vec<u8>>) = if sqlite {
+                sqlx::query_as(LOCK_USAGE_READ_VALUE)
+                    .bind(tenant)
+                    .bind(plugin)
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| on_fk(e, missing_scope(tenant, plugin)))?
+            } else {
+                let (usage,): (i64,) = sqlx::query_as(LOCK_USAGE)
+                    .bind(tenant)
+                    .bind(plugin)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| on_fk(e, missing_scope(tenant, plugin)))?;
+                let old: Option<(Vec<u8>,)> = sqlx::query_as(GET_VALUE)
+                    .bind(tenant)
+                    .bind(plugin)
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                (usage, old.map(|(v,)| v))
+            };
             if let Some(expected) = expected
                 && expected != old.as_deref()
             {
@@ -170,8 +187,7 @@ impl Store {
     pub async fn state_delete(&self, tenant: &str, plugin: &str, key: &str) -> Result<bool> {
         check_scope(tenant, plugin)?;
         validate::key(key)?;
-        with_pool!(self, |pool, begin| {
-            let mut tx = pool.begin_with(begin).await?;
+        with_tx!(self, |tx| {
             let usage: Option<(i64,)> = sqlx::query_as(
                 "UPDATE app_state_usage SET bytes = bytes \
                  WHERE tenant_id = $1 AND plugin_id = $2 RETURNING bytes",
@@ -240,7 +256,7 @@ impl Store {
              ORDER BY key LIMIT $4"
         );
         let fetch = i64::from(limit) + 1;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let mut query = sqlx::query_as::<_, (String, Vec<u8>)>(&sql)
                 .bind(tenant)
                 .bind(plugin)
@@ -263,7 +279,7 @@ impl Store {
     /// Bytes (keys + values) the (tenant, plugin) scope holds.
     pub async fn state_usage(&self, tenant: &str, plugin: &str) -> Result<u64> {
         check_scope(tenant, plugin)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let row: Option<(i64,)> = sqlx::query_as(
                 "SELECT bytes FROM app_state_usage WHERE tenant_id = $1 AND plugin_id = $2",
             )

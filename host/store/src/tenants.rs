@@ -67,7 +67,7 @@ impl Store {
             validate::text("BPN", bpn)?;
         }
         let created_at = to_millis(record.created_at)?;
-        let result = with_pool!(self, |pool, _begin| {
+        let result = with_pool!(self, |pool| {
             let inserted = sqlx::query(&format!(
                 "INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (id) DO NOTHING"
@@ -95,7 +95,7 @@ impl Store {
     /// One tenant.
     pub async fn get_tenant(&self, id: &str) -> Result<Option<TenantRecord>> {
         validate::id("tenant id", id)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let row: Option<TenantRow> = sqlx::query_as(&format!(
                 "SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1"
             ))
@@ -108,7 +108,7 @@ impl Store {
 
     /// Every tenant, by id.
     pub async fn list_tenants(&self) -> Result<Vec<TenantRecord>> {
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let rows: Vec<TenantRow> =
                 sqlx::query_as(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id"))
                     .fetch_all(pool)
@@ -120,7 +120,7 @@ impl Store {
     /// Activates or deactivates a tenant.
     pub async fn set_tenant_active(&self, id: &str, active: bool) -> Result<()> {
         validate::id("tenant id", id)?;
-        let result = with_pool!(self, |pool, _begin| {
+        let result = with_pool!(self, |pool| {
             let updated = sqlx::query("UPDATE tenants SET active = $2 WHERE id = $1")
                 .bind(id)
                 .bind(active)
@@ -157,7 +157,7 @@ impl Store {
                 None => format!("tenant {} or plugin {}", record.tenant_id, record.plugin_id),
             })
         };
-        let result = with_pool!(self, |pool, _begin| {
+        let result = with_pool!(self, |pool| {
             sqlx::query(&format!(
                 "INSERT INTO enablements ({ENABLEMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (tenant_id, plugin_id) DO UPDATE SET \
@@ -188,7 +188,7 @@ impl Store {
         plugin: &str,
     ) -> Result<Option<EnablementRecord>> {
         check_pair(tenant, plugin)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let row: Option<EnablementRow> = sqlx::query_as(&format!(
                 "SELECT {ENABLEMENT_COLUMNS} FROM enablements \
                  WHERE tenant_id = $1 AND plugin_id = $2"
@@ -204,7 +204,7 @@ impl Store {
     /// Everything a tenant enabled, by plugin id.
     pub async fn list_enablements_for_tenant(&self, tenant: &str) -> Result<Vec<EnablementRecord>> {
         validate::id("tenant id", tenant)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let rows: Vec<EnablementRow> = sqlx::query_as(&format!(
                 "SELECT {ENABLEMENT_COLUMNS} FROM enablements WHERE tenant_id = $1 \
                  ORDER BY plugin_id"
@@ -219,7 +219,7 @@ impl Store {
     /// Every tenant that enabled a plugin, by tenant id.
     pub async fn list_enablements_for_plugin(&self, plugin: &str) -> Result<Vec<EnablementRecord>> {
         validate::id("plugin id", plugin)?;
-        with_pool!(self, |pool, _begin| {
+        with_pool!(self, |pool| {
             let rows: Vec<EnablementRow> = sqlx::query_as(&format!(
                 "SELECT {ENABLEMENT_COLUMNS} FROM enablements WHERE plugin_id = $1 \
                  ORDER BY tenant_id"
@@ -234,7 +234,7 @@ impl Store {
     /// Disables a plugin for a tenant (its state is kept). Returns whether it was enabled.
     pub async fn delete_enablement(&self, tenant: &str, plugin: &str) -> Result<bool> {
         check_pair(tenant, plugin)?;
-        let result = with_pool!(self, |pool, _begin| {
+        let result = with_pool!(self, |pool| {
             let deleted =
                 sqlx::query("DELETE FROM enablements WHERE tenant_id = $1 AND plugin_id = $2")
                     .bind(tenant)
