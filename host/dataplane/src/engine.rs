@@ -509,6 +509,49 @@ impl Engine {
             .find(|a| a.plugin.id() == plugin_id))
     }
 
+    /// The app that owns a new flow: the app that created the asset, if it serves the
+    /// profile; otherwise the one the manifests' dataset selectors pick. The creator is
+    /// looked up only when it could change the answer, i.e. unless exactly one enabled app
+    /// serves the profile and its selectors take the dataset.
+    async fn flow_owner<'a>(
+        &self,
+        ctx: &str,
+        apps: &'a [TenantApp],
+        profile: &str,
+        dataset: &str,
+    ) -> Result<&'a TenantApp, DpsError> {
+        let serves = |a: &TenantApp| {
+            a.plugin
+                .manifest
+                .data_plane
+                .as_ref()
+                .is_some_and(|dp| dp.profiles.iter().any(|p| p == profile))
+        };
+        let by_selectors = select_owner(apps, profile, dataset);
+        let serving = apps.iter().filter(|a| serves(a)).count();
+        let creator = if serving > 1 || (serving == 1 && by_selectors.is_none()) {
+            match self.store.asset_owner(ctx, dataset).await {
+                Ok(owner) => owner,
+                Err(e) => {
+                    tracing::warn!(
+                        tenant = ctx,
+                        "asset owner lookup failed, using selectors: {e}"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let created_by = creator
+            .and_then(|owner| apps.iter().find(|a| a.plugin.id() == owner && serves(a)));
+        created_by.or(by_selectors).ok_or_else(|| {
+            DpsError::BadRequest(format!(
+                "no app enabled for participant context {ctx} serves profile {profile:?} for dataset {dataset:?}"
+            ))
+        })
+    }
+
     /// Mints a token for the flow and returns the address handing it out; the change
     /// stores only its hash (and the address without it).
     fn mint_address(&self, change: &mut Change) -> WireDataAddress {
@@ -630,34 +673,10 @@ impl Engine {
             _ => None,
         };
         let apps = self.apps_for(ctx).await?;
-        // The app that created the asset owns its flows (if it serves the profile); the
-        // manifests' dataset selectors decide otherwise.
-        let creator = match self.store.asset_owner(ctx, &msg.dataset_id).await {
-            Ok(owner) => owner,
-            Err(e) => {
-                tracing::warn!(
-                    tenant = ctx,
-                    "asset owner lookup failed, using selectors: {e}"
-                );
-                None
-            }
-        };
-        let created_by = creator.and_then(|owner| {
-            apps.iter().find(|a| {
-                a.plugin.id() == owner
-                    && a.plugin
-                        .manifest
-                        .data_plane
-                        .as_ref()
-                        .is_some_and(|dp| dp.profiles.contains(&msg.profile))
-            })
-        });
-        let owner = created_by.or_else(|| select_owner(&apps, &msg.profile, &msg.dataset_id)).cloned().ok_or_else(|| {
-            DpsError::BadRequest(format!(
-                "no app enabled for participant context {ctx} serves profile {:?} for dataset {:?}",
-                msg.profile, msg.dataset_id
-            ))
-        })?;
+        let owner = self
+            .flow_owner(ctx, &apps, &msg.profile, &msg.dataset_id)
+            .await?
+            .clone();
         let key: FlowKey = (ctx.to_owned(), msg.process_id.clone());
         let _lock = self.lock(&key).await;
 

@@ -127,7 +127,11 @@ async fn connect_sqlite(url: &str, options: &StoreOptions) -> Result<Store> {
             .await?;
         Some(Arc::new(tokio::sync::Mutex::new(Some(conn))))
     };
-    Ok(Store::new(Backend::Sqlite(SqliteBackend { pool, writer })))
+    Ok(Store::new(Backend::Sqlite(SqliteBackend {
+        pool,
+        writer,
+        acquire_timeout: options.acquire_timeout,
+    })))
 }
 
 /// Whether a SQLite URL names an in-memory database.

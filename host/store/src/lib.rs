@@ -36,7 +36,11 @@ macro_rules! with_tx {
                 #[allow(unused_mut)]
                 let mut $tx = match &sqlite.writer {
                     Some(w) => {
-                        writer = w.lock().await;
+                        // Bounded like a pool checkout: a stuck writer fails the queue behind
+                        // it instead of hanging it.
+                        writer = tokio::time::timeout(sqlite.acquire_timeout, w.lock())
+                            .await
+                            .map_err(|_| sqlx::Error::PoolTimedOut)?;
                         let conn = writer.as_mut().ok_or(sqlx::Error::PoolClosed)?;
                         sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE").await?
                     }
@@ -112,6 +116,8 @@ struct SqliteBackend {
     /// `None` for an in-memory database, whose one pooled connection is the database;
     /// the inner `None` once the store is closed.
     writer: Option<Arc<tokio::sync::Mutex<Option<SqliteConnection>>>>,
+    /// How long a write waits for the writer connection ([`StoreOptions::acquire_timeout`]).
+    acquire_timeout: std::time::Duration,
 }
 
 impl Store {

@@ -216,6 +216,13 @@ async fn restart_restores_everything(h: Arc<Harness>) {
         store.list_plugins().await.is_err(),
         "a closed store must not answer"
     );
+    assert!(
+        store
+            .state_set("t1", "app", "late", b"x", LIMITS)
+            .await
+            .is_err(),
+        "a closed store must not write"
+    );
 
     let store = h.open().await;
     assert_eq!(store.list_plugins().await.unwrap(), plugins);
