@@ -543,8 +543,8 @@ impl Engine {
         } else {
             None
         };
-        let created_by = creator
-            .and_then(|owner| apps.iter().find(|a| a.plugin.id() == owner && serves(a)));
+        let created_by =
+            creator.and_then(|owner| apps.iter().find(|a| a.plugin.id() == owner && serves(a)));
         created_by.or(by_selectors).ok_or_else(|| {
             DpsError::BadRequest(format!(
                 "no app enabled for participant context {ctx} serves profile {profile:?} for dataset {dataset:?}"

@@ -123,8 +123,8 @@ async fn connect_sqlite(url: &str, options: &StoreOptions) -> Result<Store> {
     let writer = if memory {
         None
     } else {
-        let conn = SqliteConnection::connect_with(&connect.journal_mode(SqliteJournalMode::Wal))
-            .await?;
+        let conn =
+            SqliteConnection::connect_with(&connect.journal_mode(SqliteJournalMode::Wal)).await?;
         Some(Arc::new(tokio::sync::Mutex::new(Some(conn))))
     };
     Ok(Store::new(Backend::Sqlite(SqliteBackend {
