@@ -6,7 +6,8 @@
 //!
 //! A diagnostic phase calls the same hooks directly (`Runtime::data_flow`, no signaling),
 //! to show how much of a flow's cost is the hook path (a fresh instance per signal, and
-//! hello recording the signal in SQLite state).
+//! hello recording the signal in SQLite state), and the store alone writing state the way
+//! the hooks do (one durable commit per write).
 
 use super::env::{self, Env, TENANT, dps_expect, flow_message, signal_message};
 use super::measure::{CpuOf, Samples, cpu_time, fmt_dur, us};
@@ -199,6 +200,52 @@ async fn hook_phase(
     })
 }
 
+/// What the store alone costs: `workers` tasks writing state (`Store::state_set`, one
+/// durable commit each, as a hook's state write makes) for a while.
+struct StoreProbe {
+    writes: u64,
+    elapsed: Duration,
+    cpu: Duration,
+}
+
+async fn store_phase(env: &Env, workers: usize, duration: Duration) -> anyhow::Result<StoreProbe> {
+    let store = env.weft.store().clone();
+    let cpu0 = cpu_time(CpuOf::Process);
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..workers {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let tenant = worker_tenant(index);
+            let mut writes = 0u64;
+            while Instant::now() < deadline {
+                let key = format!("store-probe/{}", writes % IDS_PER_WORKER);
+                store
+                    .state_set(
+                        &tenant,
+                        "hello",
+                        &key,
+                        &writes.to_be_bytes(),
+                        weft_store::StateLimits::default(),
+                    )
+                    .await?;
+                writes += 1;
+            }
+            anyhow::Ok(writes)
+        });
+    }
+    let mut writes = 0;
+    while let Some(done) = tasks.join_next().await {
+        writes += done.context("store worker")??;
+    }
+    Ok(StoreProbe {
+        writes,
+        elapsed: started.elapsed(),
+        cpu: cpu_time(CpuOf::Process).saturating_sub(cpu0),
+    })
+}
+
 /// Median time of writing 4 KiB and `fdatasync` in `dir`.
 fn fsync_probe(dir: &std::path::Path) -> anyhow::Result<Duration> {
     let path = dir.join(".bench-fsync-probe");
@@ -348,7 +395,9 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
         Kind::Provider,
     )
     .await?;
+    let store = store_phase(env, plan.flow_workers, hooks_time).await?;
     let fsync = fsync_probe(&env.weft.config().data_dir).ok();
+    let store_cpu = store.cpu / u32::try_from(store.writes.max(1)).unwrap_or(u32::MAX);
 
     let cpu_provider = provider.cpu_per_flow();
     let provider_signals = provider.signal_summary(Kind::Provider);
@@ -389,6 +438,13 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
             hooks.rate(),
             fmt_dur(hooks.cpu_per_flow())
         ),
+        format!(
+            "diagnostic: the store alone ({} tasks writing state, one commit per write, as the \
+             hooks' writes; a provider flow makes four commits): {:.0} writes/s, {} CPU per write",
+            plan.flow_workers,
+            store.writes as f64 / store.elapsed.as_secs_f64().max(1e-9),
+            fmt_dur(store_cpu)
+        ),
         match fsync {
             Some(d) => format!(
                 "fsync (4 KiB write + fdatasync) in the data directory: p50 {}",
@@ -408,6 +464,7 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
             .map(|(n, s)| json!({"signal": n, "p50": us(s.p50()), "p99": us(s.p99())})).collect::<Vec<_>>(),
         "hooks_only_provider_cpu_per_flow_us": us(hooks.cpu_per_flow()),
         "hooks_only_provider_flows_per_s": hooks.rate(),
+        "store_alone_cpu_per_write_us": us(store_cpu),
         "fsync_p50_us": fsync.map(us),
     });
     Ok(Row {
