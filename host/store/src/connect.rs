@@ -2,17 +2,18 @@
 //! and busy timeout on SQLite; an optional schema on PostgreSQL) and runs the migrations.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, PgConnection, SqliteConnection};
-use std::sync::Arc;
 
 use crate::error::{Result, StoreError};
 use crate::{Backend, SqliteBackend, Store};
 
-/// Pooled SQLite connections: WAL lets them read in parallel; writers take turns anyway.
+/// Pooled SQLite connections, for reads (WAL lets them read in parallel) and single
+/// statements; write transactions have one more connection of their own.
 pub const SQLITE_MAX_CONNECTIONS: u32 = 4;
 /// Pooled PostgreSQL connections per replica: enough for concurrent tenants, far below the
 /// server's default `max_connections` (100) so several replicas fit.
