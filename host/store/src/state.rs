@@ -132,7 +132,7 @@ impl Store {
         check_scope(tenant, plugin)?;
         validate::key(key)?;
         check_value(value, &limits)?;
-        let sqlite = self.backend_name() == "sqlite";
+        let sqlite = matches!(self.backend, crate::Backend::Sqlite(_));
         with_tx!(self, |tx| {
             let (usage, old): (i64, Option<Vec<u8>>) = if sqlite {
                 sqlx::query_as(LOCK_USAGE_READ_VALUE)
