@@ -7,20 +7,22 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, PgConnection, SqliteConnection};
+use sqlx::{Connection, PgConnection};
 
 use crate::error::{Result, StoreError};
+use crate::writer::{Writer, WriterOptions};
 use crate::{Backend, SqliteBackend, Store};
 
 /// Pooled SQLite connections, for reads (WAL lets them read in parallel) and single
-/// statements; write transactions have one more connection of their own.
+/// statements; write transactions have one more connection, the writer's.
 pub const SQLITE_MAX_CONNECTIONS: u32 = 4;
 /// Pooled PostgreSQL connections per replica: enough for concurrent tenants, far below the
 /// server's default `max_connections` (100) so several replicas fit.
 pub const PG_MAX_CONNECTIONS: u32 = 10;
 /// How long a SQLite writer waits for another writer before failing with "database is locked".
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a call waits for a free pooled connection before failing.
+/// How long a call waits for a free pooled connection (or a write for the writer) before
+/// failing.
 pub const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest PostgreSQL schema name (the server's identifier limit).
 const MAX_SCHEMA_NAME_BYTES: usize = 63;
@@ -54,7 +56,7 @@ impl Store {
     /// Opens the store at `url` and brings its schema up to date.
     ///
     /// `sqlite://path?mode=rwc` (a file, created if missing), `sqlite::memory:` (one private
-    /// in-memory database, gone when the store is closed) or `postgres://…`/`postgresql://…`.
+    /// scratch database, not durable, deleted with the last clone of the store) or `postgres://…`/`postgresql://…`.
     pub async fn connect(url: &str) -> Result<Store> {
         Self::connect_with(url, StoreOptions::default()).await
     }
@@ -92,50 +94,60 @@ impl Store {
 }
 
 async fn connect_sqlite(url: &str, options: &StoreOptions) -> Result<Store> {
-    let connect = SqliteConnectOptions::from_str(url)
-        .map_err(|e| StoreError::Invalid(format!("bad SQLite URL: {e}")))?
+    let mut connect = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Invalid(format!("bad SQLite URL: {e}")))?;
+    // A private database is a scratch file rather than SQLite's `:memory:`, which exists
+    // only inside one connection: the pool and the writer need to share it.
+    let scratch = if is_sqlite_memory(url) {
+        let dir = tempfile::Builder::new()
+            .prefix("weft-store-")
+            .tempdir()
+            .map_err(|e| StoreError::Database(Box::new(e)))?;
+        connect = SqliteConnectOptions::new()
+            .filename(dir.path().join("weft.db"))
+            .create_if_missing(true);
+        Some(Arc::new(dir))
+    } else {
+        None
+    };
+    let durable = scratch.is_none();
+    let connect = connect
         .foreign_keys(true)
         .busy_timeout(options.busy_timeout)
-        // Durable on power loss: an acknowledged signal or flow must survive.
-        .synchronous(SqliteSynchronous::Full);
-    let pool_options = SqlitePoolOptions::new()
+        .journal_mode(SqliteJournalMode::Wal)
+        // Durable on power loss: an acknowledged signal or flow must survive. (The pool
+        // only writes single statements; transactions go to the writer, set alike.)
+        .synchronous(if durable {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Off
+        });
+    let pool = SqlitePoolOptions::new()
         .acquire_timeout(options.acquire_timeout)
         // A connection to a local file cannot drop out from under the pool, so the ping
         // before each checkout (a round trip to the connection's worker thread) buys
         // nothing; sqlx still checks a connection when it comes back.
-        .test_before_acquire(false);
-    let memory = is_sqlite_memory(url);
-    let pool = if memory {
-        // Every connection to `:memory:` is its own database: keep exactly one, forever.
-        pool_options
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(connect.clone().shared_cache(false))
-            .await?
-    } else {
-        pool_options
-            .max_connections(options.max_connections.unwrap_or(SQLITE_MAX_CONNECTIONS))
-            .connect_with(connect.clone().journal_mode(SqliteJournalMode::Wal))
-            .await?
-    };
+        .test_before_acquire(false)
+        .max_connections(options.max_connections.unwrap_or(SQLITE_MAX_CONNECTIONS))
+        .connect_with(connect.clone())
+        .await?;
     sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-    let writer = if memory {
-        None
-    } else {
-        let conn =
-            SqliteConnection::connect_with(&connect.journal_mode(SqliteJournalMode::Wal)).await?;
-        Some(Arc::new(tokio::sync::Mutex::new(Some(conn))))
-    };
+    let writer = Writer::open(
+        connect.get_filename(),
+        WriterOptions {
+            busy_timeout: options.busy_timeout,
+            queue_timeout: options.acquire_timeout,
+            durable,
+        },
+    )?;
     Ok(Store::new(Backend::Sqlite(SqliteBackend {
         pool,
-        writer,
-        acquire_timeout: options.acquire_timeout,
+        writer: Arc::new(writer),
+        _scratch: scratch,
     })))
 }
 
-/// Whether a SQLite URL names an in-memory database.
+/// Whether a SQLite URL names an in-memory (private, throw-away) database.
 fn is_sqlite_memory(url: &str) -> bool {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let (database, params) = rest.split_once('?').unwrap_or((rest, ""));

@@ -23,7 +23,14 @@ pub enum StoreError {
     Invalid(String),
     /// The database failed (connection, migration, I/O, corrupt row).
     #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// A stored value the store cannot read back.
+    pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
+        StoreError::Database(format!("corrupt record: {what}").into())
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -41,13 +48,40 @@ impl From<sqlx::Error> for StoreError {
                 _ => {}
             }
         }
-        StoreError::Database(err)
+        StoreError::Database(Box::new(err))
     }
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(err: sqlx::migrate::MigrateError) -> Self {
-        StoreError::Database(sqlx::Error::Migrate(Box::new(err)))
+        StoreError::Database(Box::new(err))
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        match sqlite_constraint(&err) {
+            Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => {
+                StoreError::Conflict("a referenced record is missing or still referenced".into())
+            }
+            Some(
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY,
+            ) => StoreError::Conflict("the record already exists".into()),
+            _ => StoreError::Database(Box::new(err)),
+        }
+    }
+}
+
+/// The extended result code of a constraint violation.
+fn sqlite_constraint(err: &rusqlite::Error) -> Option<i32> {
+    match err {
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Some(e.extended_code)
+        }
+        _ => None,
     }
 }
 
@@ -55,6 +89,17 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 pub(crate) fn on_fk(err: sqlx::Error, replacement: impl FnOnce() -> StoreError) -> StoreError {
     match &err {
         sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation => replacement(),
+        _ => err.into(),
+    }
+}
+
+/// [`on_fk`] for the SQLite writer's errors.
+pub(crate) fn on_sqlite_fk(
+    err: rusqlite::Error,
+    replacement: impl FnOnce() -> StoreError,
+) -> StoreError {
+    match sqlite_constraint(&err) {
+        Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => replacement(),
         _ => err.into(),
     }
 }

@@ -7,11 +7,12 @@
 //! together or not at all. State names and JSON columns are opaque text to the store; the
 //! data plane crate gives them meaning.
 
+use rusqlite::{Connection, OptionalExtension, named_params};
 use time::OffsetDateTime;
 
 use crate::error::{Result, StoreError};
 use crate::records::{from_millis, now, to_millis};
-use crate::{Store, validate};
+use crate::{Backend, Store, validate};
 
 /// Most callbacks one [`Store::due_callbacks`] call returns, whatever the caller asks.
 pub const MAX_CALLBACK_BATCH: u32 = 1000;
@@ -342,39 +343,196 @@ fn not_found_flow(tenant: &str, flow: &str) -> StoreError {
     StoreError::NotFound(format!("data flow {flow} of tenant {tenant}"))
 }
 
+/// Why an update changed no row: the id is taken (a new flow), the flow is gone, or its
+/// version moved on.
+fn not_updated(flow: &FlowRecord, exists: bool) -> StoreError {
+    if flow.version == 0 {
+        StoreError::Conflict(format!(
+            "data flow {} of tenant {} already exists",
+            flow.id, flow.tenant_id
+        ))
+    } else if exists {
+        StoreError::Conflict(format!(
+            "data flow {} changed concurrently; read it again",
+            flow.id
+        ))
+    } else {
+        not_found_flow(&flow.tenant_id, &flow.id)
+    }
+}
+
+/// The flow as stored by an update at `at`.
+fn stored_flow(flow: &FlowRecord, at: i64) -> Result<FlowRecord> {
+    let mut stored = flow.clone();
+    stored.version = flow.version + 1;
+    if flow.version == 0 {
+        // Inserted with both times at its creation.
+        stored.created_at = from_millis(to_millis(flow.created_at)?)?;
+        stored.updated_at = stored.created_at;
+    } else {
+        stored.updated_at = from_millis(at)?;
+    }
+    Ok(stored)
+}
+
+const UPDATE_FLOW: &str = "UPDATE dps_flows SET state = $3, message_id = $4, \
+     control_plane_id = $5, callback_address = $6, counterparty_address_json = $7, \
+     own_address_json = $8, version = version + 1, updated_at = $9 \
+     WHERE tenant_id = $1 AND id = $2 AND version = $10";
+const FLOW_VERSION: &str = "SELECT version FROM dps_flows WHERE tenant_id = $1 AND id = $2";
+const INSERT_EVENT: &str = "INSERT INTO dps_flow_history \
+     (tenant_id, flow_id, at, from_state, to_state, event, message_id, detail_json) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const REVOKE_TOKENS: &str = "DELETE FROM dps_tokens WHERE tenant_id = $1 AND flow_id = $2";
+const ADD_TOKEN: &str = "INSERT INTO dps_tokens (token_hash, tenant_id, flow_id, created_at) \
+     VALUES ($1, $2, $3, $4)";
+const ADD_CALLBACK: &str = "INSERT INTO dps_callbacks (tenant_id, flow_id, kind, body_json, \
+     attempts, next_attempt_at, last_error, dead, created_at) \
+     VALUES ($1, $2, $3, $4, 0, $5, NULL, FALSE, $6)";
+const DELETE_FLOW: &str = "DELETE FROM dps_flows WHERE tenant_id = $1 AND id = $2 AND version = $3";
+/// What a flow's deletion takes with it.
+const DELETE_FLOW_PARTS: [&str; 3] = [
+    "DELETE FROM dps_flow_history WHERE tenant_id = $1 AND flow_id = $2",
+    "DELETE FROM dps_tokens WHERE tenant_id = $1 AND flow_id = $2",
+    "DELETE FROM dps_callbacks WHERE tenant_id = $1 AND flow_id = $2",
+];
+const CONTROL_PLANE_CREATED: &str =
+    "SELECT created_at FROM dps_control_planes WHERE tenant_id = $1 AND id = $2";
+const PUT_CONTROL_PLANE: &str = "INSERT INTO dps_control_planes \
+     (tenant_id, id, endpoint, authorization_json, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (tenant_id, id) DO UPDATE SET endpoint = excluded.endpoint, \
+     authorization_json = excluded.authorization_json, updated_at = excluded.updated_at";
+
+/// [`Store::update_flow`] on the SQLite writer.
+fn sqlite_update_flow(
+    conn: &Connection,
+    update: &FlowUpdate,
+    created_at: i64,
+    at: i64,
+) -> Result<FlowRecord> {
+    let flow = &update.flow;
+    let key = named_params! {"$1": flow.tenant_id, "$2": flow.id};
+    let updated = if flow.version == 0 {
+        conn.prepare_cached(&insert_flow_sql())?
+            .execute(named_params! {
+                "$1": flow.tenant_id,
+                "$2": flow.id,
+                "$3": flow.plugin_id,
+                "$4": flow.role,
+                "$5": flow.mode,
+                "$6": flow.state,
+                "$7": flow.profile,
+                "$8": flow.message_id,
+                "$9": flow.participant_id,
+                "$10": flow.counter_party_id,
+                "$11": flow.dataspace_context,
+                "$12": flow.agreement_id,
+                "$13": flow.dataset_id,
+                "$14": flow.claims_json,
+                "$15": flow.labels_json,
+                "$16": flow.metadata_json,
+                "$17": flow.control_plane_id,
+                "$18": flow.callback_address,
+                "$19": flow.counterparty_address_json,
+                "$20": flow.own_address_json,
+                "$21": created_at,
+            })?
+    } else {
+        conn.prepare_cached(UPDATE_FLOW)?.execute(named_params! {
+            "$1": flow.tenant_id,
+            "$2": flow.id,
+            "$3": flow.state,
+            "$4": flow.message_id,
+            "$5": flow.control_plane_id,
+            "$6": flow.callback_address,
+            "$7": flow.counterparty_address_json,
+            "$8": flow.own_address_json,
+            "$9": at,
+            "$10": flow.version,
+        })?
+    };
+    if updated == 0 {
+        let exists = conn
+            .prepare_cached(FLOW_VERSION)?
+            .query_row(key, |r| r.get::<_, i64>(0))
+            .optional()?;
+        return Err(not_updated(flow, exists.is_some()));
+    }
+    let mut insert_event = conn.prepare_cached(INSERT_EVENT)?;
+    for e in &update.events {
+        insert_event.execute(named_params! {
+            "$1": flow.tenant_id,
+            "$2": flow.id,
+            "$3": at,
+            "$4": e.from_state,
+            "$5": e.to_state,
+            "$6": e.event,
+            "$7": e.message_id,
+            "$8": e.detail_json,
+        })?;
+    }
+    if update.revoke_tokens {
+        conn.prepare_cached(REVOKE_TOKENS)?.execute(key)?;
+    }
+    if let Some(hash) = &update.add_token_hash {
+        conn.prepare_cached(ADD_TOKEN)?.execute(named_params! {
+            "$1": hash, "$2": flow.tenant_id, "$3": flow.id, "$4": at,
+        })?;
+    }
+    let mut add_callback = conn.prepare_cached(ADD_CALLBACK)?;
+    for c in &update.callbacks {
+        add_callback.execute(named_params! {
+            "$1": flow.tenant_id,
+            "$2": flow.id,
+            "$3": c.kind,
+            "$4": c.body_json,
+            "$5": to_millis(c.not_before)?,
+            "$6": at,
+        })?;
+    }
+    stored_flow(flow, at)
+}
+
+/// Inserts a new flow at version 1 (created and updated at `$21`), nothing when the id is
+/// taken.
+fn insert_flow_sql() -> String {
+    format!(
+        "INSERT INTO dps_flows ({FLOW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+         $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 1, $21, $21) \
+         ON CONFLICT (tenant_id, id) DO NOTHING"
+    )
+}
+
 /// Inserts a flow row at version 1 inside a transaction; the number of rows inserted (0
 /// when the id is taken).
 macro_rules! insert_flow_row {
     ($tx:expr, $record:expr, $created_at:expr) => {
-        sqlx::query(&format!(
-            "INSERT INTO dps_flows ({FLOW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-                 $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 1, $21, $21) \
-                 ON CONFLICT (tenant_id, id) DO NOTHING"
-        ))
-        .bind(&$record.tenant_id)
-        .bind(&$record.id)
-        .bind(&$record.plugin_id)
-        .bind(&$record.role)
-        .bind(&$record.mode)
-        .bind(&$record.state)
-        .bind(&$record.profile)
-        .bind(&$record.message_id)
-        .bind(&$record.participant_id)
-        .bind(&$record.counter_party_id)
-        .bind(&$record.dataspace_context)
-        .bind(&$record.agreement_id)
-        .bind(&$record.dataset_id)
-        .bind(&$record.claims_json)
-        .bind(&$record.labels_json)
-        .bind(&$record.metadata_json)
-        .bind(&$record.control_plane_id)
-        .bind(&$record.callback_address)
-        .bind(&$record.counterparty_address_json)
-        .bind(&$record.own_address_json)
-        .bind($created_at)
-        .execute(&mut *$tx)
-        .await?
-        .rows_affected()
+        sqlx::query(&insert_flow_sql())
+            .bind(&$record.tenant_id)
+            .bind(&$record.id)
+            .bind(&$record.plugin_id)
+            .bind(&$record.role)
+            .bind(&$record.mode)
+            .bind(&$record.state)
+            .bind(&$record.profile)
+            .bind(&$record.message_id)
+            .bind(&$record.participant_id)
+            .bind(&$record.counter_party_id)
+            .bind(&$record.dataspace_context)
+            .bind(&$record.agreement_id)
+            .bind(&$record.dataset_id)
+            .bind(&$record.claims_json)
+            .bind(&$record.labels_json)
+            .bind(&$record.metadata_json)
+            .bind(&$record.control_plane_id)
+            .bind(&$record.callback_address)
+            .bind(&$record.counterparty_address_json)
+            .bind(&$record.own_address_json)
+            .bind($created_at)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected()
     };
 }
 
@@ -405,30 +563,6 @@ macro_rules! insert_events {
 }
 
 impl Store {
-    /// Creates a flow (version 1) with its first history entry. A flow with the same
-    /// (tenant, id) is a [`StoreError::Conflict`].
-    pub async fn create_flow(&self, record: &FlowRecord, event: &FlowEvent) -> Result<FlowRecord> {
-        check_flow(record)?;
-        check_event(event)?;
-        let created_at = to_millis(record.created_at)?;
-        with_tx!(self, |tx| {
-            let inserted = insert_flow_row!(tx, record, created_at);
-            if inserted == 0 {
-                return Err(StoreError::Conflict(format!(
-                    "data flow {} of tenant {} already exists",
-                    record.id, record.tenant_id
-                )));
-            }
-            insert_events!(tx, &record.tenant_id, &record.id, created_at, [event]);
-            tx.commit().await?;
-            let mut stored = record.clone();
-            stored.version = 1;
-            stored.created_at = from_millis(created_at)?;
-            stored.updated_at = stored.created_at;
-            Ok(stored)
-        })
-    }
-
     /// One flow.
     pub async fn get_flow(&self, tenant: &str, flow: &str) -> Result<Option<FlowRecord>> {
         check_flow_key(tenant, flow)?;
@@ -459,134 +593,127 @@ impl Store {
         for c in &update.callbacks {
             validate::text("callback kind", &c.kind)?;
             validate::json("callback body", &c.body_json)?;
+            to_millis(c.not_before)?;
         }
-        let callbacks = update
-            .callbacks
-            .iter()
-            .map(|c| Ok((c, to_millis(c.not_before)?)))
-            .collect::<Result<Vec<_>>>()?;
         let at = to_millis(now())?;
         let created_at = to_millis(flow.created_at)?;
-        with_tx!(self, |tx| {
-            let updated = if flow.version == 0 {
-                let inserted = insert_flow_row!(tx, flow, created_at);
-                if inserted == 0 {
-                    return Err(StoreError::Conflict(format!(
-                        "data flow {} of tenant {} already exists",
-                        flow.id, flow.tenant_id
-                    )));
+        match &self.backend {
+            Backend::Sqlite(sqlite) => {
+                let update = update.clone();
+                sqlite
+                    .writer
+                    .write(move |conn| sqlite_update_flow(conn, &update, created_at, at))
+                    .await
+            }
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let updated = if flow.version == 0 {
+                    insert_flow_row!(tx, flow, created_at)
+                } else {
+                    sqlx::query(UPDATE_FLOW)
+                        .bind(&flow.tenant_id)
+                        .bind(&flow.id)
+                        .bind(&flow.state)
+                        .bind(&flow.message_id)
+                        .bind(&flow.control_plane_id)
+                        .bind(&flow.callback_address)
+                        .bind(&flow.counterparty_address_json)
+                        .bind(&flow.own_address_json)
+                        .bind(at)
+                        .bind(flow.version)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                };
+                if updated == 0 {
+                    let exists: Option<(i64,)> = sqlx::query_as(FLOW_VERSION)
+                        .bind(&flow.tenant_id)
+                        .bind(&flow.id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    return Err(not_updated(flow, exists.is_some()));
                 }
-                inserted
-            } else {
-                sqlx::query(
-                    "UPDATE dps_flows SET state = $3, message_id = $4, control_plane_id = $5, \
-                 callback_address = $6, counterparty_address_json = $7, own_address_json = $8, \
-                 version = version + 1, updated_at = $9 \
-                 WHERE tenant_id = $1 AND id = $2 AND version = $10",
-                )
-                .bind(&flow.tenant_id)
-                .bind(&flow.id)
-                .bind(&flow.state)
-                .bind(&flow.message_id)
-                .bind(&flow.control_plane_id)
-                .bind(&flow.callback_address)
-                .bind(&flow.counterparty_address_json)
-                .bind(&flow.own_address_json)
-                .bind(at)
-                .bind(flow.version)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-            };
-            if updated == 0 {
-                let exists: Option<(i64,)> = sqlx::query_as(
-                    "SELECT version FROM dps_flows WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(&flow.tenant_id)
-                .bind(&flow.id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                return Err(match exists {
-                    None => not_found_flow(&flow.tenant_id, &flow.id),
-                    Some(_) => StoreError::Conflict(format!(
-                        "data flow {} changed concurrently; read it again",
-                        flow.id
-                    )),
-                });
+                insert_events!(tx, &flow.tenant_id, &flow.id, at, &update.events);
+                if update.revoke_tokens {
+                    sqlx::query(REVOKE_TOKENS)
+                        .bind(&flow.tenant_id)
+                        .bind(&flow.id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if let Some(hash) = &update.add_token_hash {
+                    sqlx::query(ADD_TOKEN)
+                        .bind(hash)
+                        .bind(&flow.tenant_id)
+                        .bind(&flow.id)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for c in &update.callbacks {
+                    sqlx::query(ADD_CALLBACK)
+                        .bind(&flow.tenant_id)
+                        .bind(&flow.id)
+                        .bind(&c.kind)
+                        .bind(&c.body_json)
+                        .bind(to_millis(c.not_before)?)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                stored_flow(flow, at)
             }
-            insert_events!(tx, &flow.tenant_id, &flow.id, at, &update.events);
-            if update.revoke_tokens {
-                sqlx::query("DELETE FROM dps_tokens WHERE tenant_id = $1 AND flow_id = $2")
-                    .bind(&flow.tenant_id)
-                    .bind(&flow.id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if let Some(hash) = &update.add_token_hash {
-                sqlx::query(
-                    "INSERT INTO dps_tokens (token_hash, tenant_id, flow_id, created_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(hash)
-                .bind(&flow.tenant_id)
-                .bind(&flow.id)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            for (c, not_before) in &callbacks {
-                sqlx::query(
-                    "INSERT INTO dps_callbacks (tenant_id, flow_id, kind, body_json, attempts, \
-                     next_attempt_at, last_error, dead, created_at) \
-                     VALUES ($1, $2, $3, $4, 0, $5, NULL, $6, $7)",
-                )
-                .bind(&flow.tenant_id)
-                .bind(&flow.id)
-                .bind(&c.kind)
-                .bind(&c.body_json)
-                .bind(*not_before)
-                .bind(false)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            let mut stored = flow.clone();
-            stored.version = flow.version + 1;
-            stored.updated_at = from_millis(at)?;
-            Ok(stored)
-        })
+        }
     }
 
     /// Deletes a flow at `version` with its history, tokens and callbacks (a flow that was
     /// never acknowledged). Returns `false` when absent or at another version.
     pub async fn delete_flow(&self, tenant: &str, flow: &str, version: i64) -> Result<bool> {
         check_flow_key(tenant, flow)?;
-        with_tx!(self, |tx| {
-            let deleted = sqlx::query(
-                "DELETE FROM dps_flows WHERE tenant_id = $1 AND id = $2 AND version = $3",
-            )
-            .bind(tenant)
-            .bind(flow)
-            .bind(version)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if deleted == 0 {
-                return Ok(false);
+        match &self.backend {
+            Backend::Sqlite(sqlite) => {
+                let (tenant, flow) = (tenant.to_owned(), flow.to_owned());
+                sqlite
+                    .writer
+                    .write(move |conn| {
+                        let deleted = conn
+                            .prepare_cached(DELETE_FLOW)?
+                            .execute(named_params! {"$1": tenant, "$2": flow, "$3": version})?;
+                        if deleted == 0 {
+                            return Ok(false);
+                        }
+                        for sql in DELETE_FLOW_PARTS {
+                            conn.prepare_cached(sql)?
+                                .execute(named_params! {"$1": tenant, "$2": flow})?;
+                        }
+                        Ok(true)
+                    })
+                    .await
             }
-            for table in ["dps_flow_history", "dps_tokens", "dps_callbacks"] {
-                sqlx::query(&format!(
-                    "DELETE FROM {table} WHERE tenant_id = $1 AND flow_id = $2"
-                ))
-                .bind(tenant)
-                .bind(flow)
-                .execute(&mut *tx)
-                .await?;
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let deleted = sqlx::query(DELETE_FLOW)
+                    .bind(tenant)
+                    .bind(flow)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if deleted == 0 {
+                    return Ok(false);
+                }
+                for sql in DELETE_FLOW_PARTS {
+                    sqlx::query(sql)
+                        .bind(tenant)
+                        .bind(flow)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
             }
-            tx.commit().await?;
-            Ok(true)
-        })
+        }
     }
 
     /// A flow's history, oldest first.
@@ -656,32 +783,50 @@ impl Store {
         }
         let created_at = to_millis(record.created_at)?;
         let updated_at = to_millis(record.updated_at)?;
-        let result = with_tx!(self, |tx| {
-            let existed: Option<(i64,)> = sqlx::query_as(
-                "SELECT created_at FROM dps_control_planes WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(&record.tenant_id)
-            .bind(&record.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO dps_control_planes \
-                 (tenant_id, id, endpoint, authorization_json, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (tenant_id, id) DO UPDATE SET endpoint = excluded.endpoint, \
-                 authorization_json = excluded.authorization_json, updated_at = excluded.updated_at",
-            )
-            .bind(&record.tenant_id)
-            .bind(&record.id)
-            .bind(&record.endpoint)
-            .bind(&record.authorization_json)
-            .bind(created_at)
-            .bind(updated_at)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(existed.is_none())
-        });
+        let result = match &self.backend {
+            Backend::Sqlite(sqlite) => {
+                let record = record.clone();
+                sqlite
+                    .writer
+                    .write(move |conn| {
+                        let key = named_params! {"$1": record.tenant_id, "$2": record.id};
+                        let existed = conn
+                            .prepare_cached(CONTROL_PLANE_CREATED)?
+                            .query_row(key, |r| r.get::<_, i64>(0))
+                            .optional()?;
+                        conn.prepare_cached(PUT_CONTROL_PLANE)?
+                            .execute(named_params! {
+                                "$1": record.tenant_id,
+                                "$2": record.id,
+                                "$3": record.endpoint,
+                                "$4": record.authorization_json,
+                                "$5": created_at,
+                                "$6": updated_at,
+                            })?;
+                        Ok(existed.is_none())
+                    })
+                    .await
+            }
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let existed: Option<(i64,)> = sqlx::query_as(CONTROL_PLANE_CREATED)
+                    .bind(&record.tenant_id)
+                    .bind(&record.id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                sqlx::query(PUT_CONTROL_PLANE)
+                    .bind(&record.tenant_id)
+                    .bind(&record.id)
+                    .bind(&record.endpoint)
+                    .bind(&record.authorization_json)
+                    .bind(created_at)
+                    .bind(updated_at)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(existed.is_none())
+            }
+        };
         self.tenancy_changed();
         result
     }
@@ -945,13 +1090,21 @@ mod tests {
     #[tokio::test]
     async fn flows_move_atomically_with_tokens_history_and_callbacks() {
         let store = Store::connect("sqlite::memory:").await.unwrap();
-        let created = store
-            .create_flow(&flow("f1"), &event("INITIALIZED"))
-            .await
-            .unwrap();
+        let create = FlowUpdate {
+            flow: flow("f1"),
+            events: vec![event("INITIALIZED")],
+            revoke_tokens: false,
+            add_token_hash: None,
+            callbacks: vec![],
+        };
+        let created = store.update_flow(&create).await.unwrap();
         assert_eq!(created.version, 1);
+        assert_eq!(
+            store.get_flow("t1", "f1").await.unwrap(),
+            Some(created.clone())
+        );
         assert!(matches!(
-            store.create_flow(&flow("f1"), &event("INITIALIZED")).await,
+            store.update_flow(&create).await,
             Err(StoreError::Conflict(_))
         ));
 

@@ -14,47 +14,13 @@
 //! `postgres://postgres@127.0.0.1:5432/test`), each test in its own throw-away schema.
 
 /// Runs `$body` once per backend, with `$pool` bound to that backend's pool (for reads and
-/// single statements; transactions use [`with_tx!`]). The SQL in `$body` must be valid on
+/// single statements; SQLite's write transactions go to its [`writer`]). The SQL in `$body` must be valid on
 /// both (`$n` placeholders work on SQLite too).
 macro_rules! with_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.backend {
             $crate::Backend::Sqlite($crate::SqliteBackend { pool: $pool, .. }) => $body,
             $crate::Backend::Postgres($pool) => $body,
-        }
-    };
-}
-
-/// Runs `$body` with `$tx`, a write transaction open on the backend: on SQLite the store's
-/// one writer connection (see [`SqliteBackend`]) with `BEGIN IMMEDIATE`, on PostgreSQL a
-/// pooled connection. The body commits; dropping `$tx` rolls back.
-macro_rules! with_tx {
-    ($store:expr, |$tx:ident| $body:expr) => {
-        match &$store.backend {
-            $crate::Backend::Sqlite(sqlite) => {
-                let mut writer;
-                #[allow(unused_mut)]
-                let mut $tx = match &sqlite.writer {
-                    Some(w) => {
-                        // Bounded like a pool checkout: a stuck writer fails the queue behind
-                        // it instead of hanging it.
-                        writer = tokio::time::timeout(sqlite.acquire_timeout, w.lock())
-                            .await
-                            .map_err(|_| sqlx::Error::PoolTimedOut)?;
-                        let conn = writer.as_mut().ok_or(sqlx::Error::PoolClosed)?;
-                        sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE").await?
-                    }
-                    // Take the write lock up front: a deferred transaction that reads then
-                    // writes can fail with SQLITE_BUSY instead of waiting for the busy timeout.
-                    None => sqlite.pool.begin_with("BEGIN IMMEDIATE").await?,
-                };
-                $body
-            }
-            $crate::Backend::Postgres(pool) => {
-                #[allow(unused_mut)]
-                let mut $tx = pool.begin_with("BEGIN").await?;
-                $body
-            }
         }
     };
 }
@@ -71,6 +37,7 @@ mod records;
 mod state;
 mod tenants;
 mod validate;
+mod writer;
 
 pub use cache::{GenerationCache, MAX_TENANCY_CACHE_ENTRIES, TENANCY_CACHE_TTL};
 pub use connect::{
@@ -84,11 +51,12 @@ pub use records::{
     MAX_STATE_KEY_BYTES, MAX_STATE_PAGE, PluginRecord, PluginVersionRecord, StateLimits,
     TenantRecord, now,
 };
+pub use writer::MAX_GROUP_COMMIT;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::{Connection, PgPool, SqliteConnection, SqlitePool};
+use sqlx::{PgPool, SqlitePool};
 
 /// Weft's durable store. Cloning is cheap (the connection pool is shared).
 #[derive(Clone, Debug)]
@@ -105,19 +73,14 @@ enum Backend {
     Postgres(PgPool),
 }
 
-/// SQLite: pooled connections for reads and single statements, and one connection that
-/// every write transaction takes in turn. SQLite lets one writer in at a time anyway;
-/// queueing the writers here (instead of each holding a pooled connection and retrying in
-/// SQLite's busy handler, which sleeps up to 100 ms between tries) keeps a waiting write's
-/// delay to the writes ahead of it, and leaves the pool to the readers.
+/// SQLite: pooled connections for reads and single statements, and one writer thread that
+/// runs every write transaction (SQLite lets one writer in at a time anyway; see [`writer`]).
 #[derive(Clone, Debug)]
 struct SqliteBackend {
     pool: SqlitePool,
-    /// `None` for an in-memory database, whose one pooled connection is the database;
-    /// the inner `None` once the store is closed.
-    writer: Option<Arc<tokio::sync::Mutex<Option<SqliteConnection>>>>,
-    /// How long a write waits for the writer connection ([`StoreOptions::acquire_timeout`]).
-    acquire_timeout: std::time::Duration,
+    writer: Arc<writer::Writer>,
+    /// The directory of a scratch database (`sqlite::memory:`), deleted with the last clone.
+    _scratch: Option<Arc<tempfile::TempDir>>,
 }
 
 impl Store {
@@ -153,12 +116,7 @@ impl Store {
     pub async fn close(&self) {
         match &self.backend {
             Backend::Sqlite(sqlite) => {
-                if let Some(writer) = &sqlite.writer
-                    && let Some(conn) = writer.lock().await.take()
-                {
-                    // Closing only fails when the connection is already broken.
-                    let _ = conn.close().await;
-                }
+                sqlite.writer.close().await;
                 sqlite.pool.close().await;
             }
             Backend::Postgres(pool) => pool.close().await,

@@ -8,11 +8,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use rusqlite::{OptionalExtension, named_params};
 use time::OffsetDateTime;
 
 use crate::error::{Result, StoreError};
 use crate::records::{from_millis, now, to_millis};
-use crate::{Store, validate};
+use crate::{Backend, Store, validate};
 
 /// Most outbox events one claim returns, whatever the caller asks: bounds one batch.
 pub const MAX_EVENT_CLAIM: u32 = 500;
@@ -70,8 +71,8 @@ impl EventStatus {
             "pending" => Ok(EventStatus::Pending),
             "delivered" => Ok(EventStatus::Delivered),
             "failed" => Ok(EventStatus::Failed),
-            other => Err(StoreError::Database(sqlx::Error::Decode(
-                format!("unknown event status {other:?}").into(),
+            other => Err(StoreError::corrupt(format_args!(
+                "unknown event status {other:?}"
             ))),
         }
     }
@@ -180,6 +181,15 @@ fn cut_error(error: &str) -> String {
     error[..end].replace('\0', " ")
 }
 
+const INSERT_PROCESS_STATE: &str = "INSERT INTO mgmt_process_states \
+     (tenant_id, kind, process_id, state, state_timestamp, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (tenant_id, kind, process_id) DO NOTHING RETURNING updated_at";
+const CHANGE_PROCESS_STATE: &str = "UPDATE mgmt_process_states \
+     SET state = $4, state_timestamp = $5, updated_at = $6 \
+     WHERE tenant_id = $1 AND kind = $2 AND process_id = $3 \
+     AND (state <> $4 OR state_timestamp <> $5) RETURNING updated_at";
+
 fn check_process(tenant: &str, kind: &str, process: &str) -> Result<()> {
     validate::id("tenant id", tenant)?;
     validate::id("process kind", kind)?;
@@ -233,42 +243,64 @@ impl Store {
         validate::text("state", &state.state)?;
         validate::text("state timestamp", &state.state_timestamp)?;
         let at = to_millis(now())?;
-        with_tx!(self, |tx| {
-            // Create the row if missing; the no-op update takes the row lock on PostgreSQL.
-            let inserted: Option<(i64,)> = sqlx::query_as(
-                "INSERT INTO mgmt_process_states \
-                 (tenant_id, kind, process_id, state, state_timestamp, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (tenant_id, kind, process_id) DO NOTHING RETURNING updated_at",
-            )
-            .bind(tenant)
-            .bind(kind)
-            .bind(&state.process_id)
-            .bind(&state.state)
-            .bind(&state.state_timestamp)
-            .bind(at)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if inserted.is_some() {
-                tx.commit().await?;
-                return Ok(true);
+        match &self.backend {
+            Backend::Sqlite(sqlite) => {
+                let (tenant, kind, state) = (tenant.to_owned(), kind.to_owned(), state.clone());
+                sqlite
+                    .writer
+                    .write(move |conn| {
+                        let params = named_params! {
+                            "$1": tenant,
+                            "$2": kind,
+                            "$3": state.process_id,
+                            "$4": state.state,
+                            "$5": state.state_timestamp,
+                            "$6": at,
+                        };
+                        let inserted = conn
+                            .prepare_cached(INSERT_PROCESS_STATE)?
+                            .query_row(params, |r| r.get::<_, i64>(0))
+                            .optional()?;
+                        if inserted.is_some() {
+                            return Ok(true);
+                        }
+                        let changed = conn
+                            .prepare_cached(CHANGE_PROCESS_STATE)?
+                            .query_row(params, |r| r.get::<_, i64>(0))
+                            .optional()?;
+                        Ok(changed.is_some())
+                    })
+                    .await
             }
-            let changed: Option<(i64,)> = sqlx::query_as(
-                "UPDATE mgmt_process_states SET state = $4, state_timestamp = $5, updated_at = $6 \
-                 WHERE tenant_id = $1 AND kind = $2 AND process_id = $3 \
-                 AND (state <> $4 OR state_timestamp <> $5) RETURNING updated_at",
-            )
-            .bind(tenant)
-            .bind(kind)
-            .bind(&state.process_id)
-            .bind(&state.state)
-            .bind(&state.state_timestamp)
-            .bind(at)
-            .fetch_optional(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(changed.is_some())
-        })
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                // Create the row if missing, else take its lock with the conditional update.
+                let inserted: Option<(i64,)> = sqlx::query_as(INSERT_PROCESS_STATE)
+                    .bind(tenant)
+                    .bind(kind)
+                    .bind(&state.process_id)
+                    .bind(&state.state)
+                    .bind(&state.state_timestamp)
+                    .bind(at)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if inserted.is_some() {
+                    tx.commit().await?;
+                    return Ok(true);
+                }
+                let changed: Option<(i64,)> = sqlx::query_as(CHANGE_PROCESS_STATE)
+                    .bind(tenant)
+                    .bind(kind)
+                    .bind(&state.process_id)
+                    .bind(&state.state)
+                    .bind(&state.state_timestamp)
+                    .bind(at)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(changed.is_some())
+            }
+        }
     }
 
     /// Forgets process states not updated since `before`; returns how many.

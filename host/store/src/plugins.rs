@@ -1,9 +1,11 @@
 //! Plugins and their versions: immutable uploads keyed by (plugin, version) and digest, the
 //! active-version pointer (activation and rollback are one update), and the CSP's grants.
 
+use rusqlite::{OptionalExtension, named_params};
+
 use crate::error::{Result, StoreError, on_fk};
 use crate::records::{PluginRecord, PluginVersionRecord, from_millis, to_millis};
-use crate::{Store, validate};
+use crate::{Backend, Store, validate};
 
 #[derive(sqlx::FromRow)]
 struct PluginRow {
@@ -62,6 +64,58 @@ fn not_found_version(plugin: &str, version: &str) -> StoreError {
     StoreError::NotFound(format!("version {version} of plugin {plugin}"))
 }
 
+const PUT_PLUGIN: &str = "INSERT INTO plugins (id, active_version, granted_json, created_at) \
+     VALUES ($1, NULL, NULL, $2) ON CONFLICT (id) DO NOTHING";
+const VERSION_DIGEST: &str =
+    "SELECT digest FROM plugin_versions WHERE plugin_id = $1 AND version = $2";
+const ACTIVE_VERSION: &str = "SELECT active_version FROM plugins WHERE id = $1";
+const PINNED_BY: &str = "SELECT tenant_id FROM enablements \
+     WHERE plugin_id = $1 AND pinned_version = $2 LIMIT 1";
+const DELETE_VERSION: &str = "DELETE FROM plugin_versions WHERE plugin_id = $1 AND version = $2";
+
+/// Stores a version, nothing when (plugin, version) is taken.
+fn put_version_sql() -> String {
+    format!(
+        "INSERT INTO plugin_versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (plugin_id, version) DO NOTHING"
+    )
+}
+
+/// A version stored again must be the same component.
+fn check_same_digest(record: &PluginVersionRecord, existing: &str) -> Result<()> {
+    if existing != record.digest {
+        return Err(StoreError::Conflict(format!(
+            "version {} of plugin {} already exists with another digest",
+            record.version, record.plugin_id
+        )));
+    }
+    Ok(())
+}
+
+/// A version can go unless it is active or pinned (`active` is `None` when the plugin
+/// does not exist).
+fn check_deletable(
+    plugin: &str,
+    version: &str,
+    active: Option<Option<String>>,
+    pinned_by: Option<String>,
+) -> Result<()> {
+    let Some(active) = active else {
+        return Err(not_found_plugin(plugin));
+    };
+    if active.as_deref() == Some(version) {
+        return Err(StoreError::Conflict(format!(
+            "version {version} of plugin {plugin} is active"
+        )));
+    }
+    if let Some(tenant) = pinned_by {
+        return Err(StoreError::Conflict(format!(
+            "version {version} of plugin {plugin} is pinned by tenant {tenant}"
+        )));
+    }
+    Ok(())
+}
+
 fn check_version_key(plugin: &str, version: &str) -> Result<()> {
     validate::id("plugin id", plugin)?;
     validate::id("version", version)
@@ -82,50 +136,70 @@ impl Store {
             validate::text("signer", signer)?;
         }
         let created_at = to_millis(record.created_at)?;
-        let result = with_tx!(self, |tx| {
-            sqlx::query(
-                "INSERT INTO plugins (id, active_version, granted_json, created_at) \
-                 VALUES ($1, NULL, NULL, $2) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&record.plugin_id)
-            .bind(created_at)
-            .execute(&mut *tx)
-            .await?;
-            let inserted = sqlx::query(&format!(
-                "INSERT INTO plugin_versions ({VERSION_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (plugin_id, version) DO NOTHING"
-            ))
-            .bind(&record.plugin_id)
-            .bind(&record.version)
-            .bind(&record.digest)
-            .bind(&record.manifest_toml)
-            .bind(&record.requested_grants_json)
-            .bind(&record.component_path)
-            .bind(&record.signed_by)
-            .bind(created_at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if !inserted {
-                let (existing,): (String,) = sqlx::query_as(
-                    "SELECT digest FROM plugin_versions WHERE plugin_id = $1 AND version = $2",
-                )
-                .bind(&record.plugin_id)
-                .bind(&record.version)
-                .fetch_one(&mut *tx)
-                .await?;
-                if existing != record.digest {
-                    return Err(StoreError::Conflict(format!(
-                        "version {} of plugin {} already exists with another digest",
-                        record.version, record.plugin_id
-                    )));
-                }
+        let result = match &self.backend {
+            Backend::Sqlite(sqlite) => {
+                let record = record.clone();
+                sqlite
+                    .writer
+                    .write(move |conn| {
+                        conn.prepare_cached(PUT_PLUGIN)?
+                            .execute(named_params! {"$1": record.plugin_id, "$2": created_at})?;
+                        let inserted =
+                            conn.prepare_cached(&put_version_sql())?
+                                .execute(named_params! {
+                                    "$1": record.plugin_id,
+                                    "$2": record.version,
+                                    "$3": record.digest,
+                                    "$4": record.manifest_toml,
+                                    "$5": record.requested_grants_json,
+                                    "$6": record.component_path,
+                                    "$7": record.signed_by,
+                                    "$8": created_at,
+                                })?
+                                == 1;
+                        if !inserted {
+                            let existing: String = conn.prepare_cached(VERSION_DIGEST)?.query_row(
+                                named_params! {"$1": record.plugin_id, "$2": record.version},
+                                |r| r.get(0),
+                            )?;
+                            check_same_digest(&record, &existing)?;
+                        }
+                        Ok(inserted)
+                    })
+                    .await
             }
-            tx.commit().await?;
-            Ok(inserted)
-        });
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query(PUT_PLUGIN)
+                    .bind(&record.plugin_id)
+                    .bind(created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                let inserted = sqlx::query(&put_version_sql())
+                    .bind(&record.plugin_id)
+                    .bind(&record.version)
+                    .bind(&record.digest)
+                    .bind(&record.manifest_toml)
+                    .bind(&record.requested_grants_json)
+                    .bind(&record.component_path)
+                    .bind(&record.signed_by)
+                    .bind(created_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                if !inserted {
+                    let (existing,): (String,) = sqlx::query_as(VERSION_DIGEST)
+                        .bind(&record.plugin_id)
+                        .bind(&record.version)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    check_same_digest(record, &existing)?;
+                }
+                tx.commit().await?;
+                Ok(inserted)
+            }
+        };
         self.tenancy_changed();
         result
     }
@@ -195,46 +269,56 @@ impl Store {
     /// or an enablement pins it.
     pub async fn delete_version(&self, plugin: &str, version: &str) -> Result<()> {
         check_version_key(plugin, version)?;
-        let result = with_tx!(self, |tx| {
-            let active: Option<(Option<String>,)> =
-                sqlx::query_as("SELECT active_version FROM plugins WHERE id = $1")
+        let result = match &self.backend {
+            Backend::Sqlite(sqlite) => {
+                let (plugin, version) = (plugin.to_owned(), version.to_owned());
+                sqlite
+                    .writer
+                    .write(move |conn| {
+                        let active: Option<Option<String>> = conn
+                            .prepare_cached(ACTIVE_VERSION)?
+                            .query_row(named_params! {"$1": plugin}, |r| r.get(0))
+                            .optional()?;
+                        let pinned: Option<String> = conn
+                            .prepare_cached(PINNED_BY)?
+                            .query_row(named_params! {"$1": plugin, "$2": version}, |r| r.get(0))
+                            .optional()?;
+                        check_deletable(&plugin, &version, active, pinned)?;
+                        let deleted = conn
+                            .prepare_cached(DELETE_VERSION)?
+                            .execute(named_params! {"$1": plugin, "$2": version})?;
+                        if deleted == 0 {
+                            return Err(not_found_version(&plugin, &version));
+                        }
+                        Ok(())
+                    })
+                    .await
+            }
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let active: Option<(Option<String>,)> = sqlx::query_as(ACTIVE_VERSION)
                     .bind(plugin)
                     .fetch_optional(&mut *tx)
                     .await?;
-            let Some((active,)) = active else {
-                return Err(not_found_plugin(plugin));
-            };
-            if active.as_deref() == Some(version) {
-                return Err(StoreError::Conflict(format!(
-                    "version {version} of plugin {plugin} is active"
-                )));
-            }
-            let pinned: Option<(String,)> = sqlx::query_as(
-                "SELECT tenant_id FROM enablements \
-                 WHERE plugin_id = $1 AND pinned_version = $2 LIMIT 1",
-            )
-            .bind(plugin)
-            .bind(version)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some((tenant,)) = pinned {
-                return Err(StoreError::Conflict(format!(
-                    "version {version} of plugin {plugin} is pinned by tenant {tenant}"
-                )));
-            }
-            let deleted =
-                sqlx::query("DELETE FROM plugin_versions WHERE plugin_id = $1 AND version = $2")
+                let pinned: Option<(String,)> = sqlx::query_as(PINNED_BY)
+                    .bind(plugin)
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                check_deletable(plugin, version, active.map(|(a,)| a), pinned.map(|(t,)| t))?;
+                let deleted = sqlx::query(DELETE_VERSION)
                     .bind(plugin)
                     .bind(version)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-            if deleted == 0 {
-                return Err(not_found_version(plugin, version));
+                if deleted == 0 {
+                    return Err(not_found_version(plugin, version));
+                }
+                tx.commit().await?;
+                Ok(())
             }
-            tx.commit().await?;
-            Ok(())
-        });
+        };
         self.tenancy_changed();
         result
     }

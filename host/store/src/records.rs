@@ -36,7 +36,7 @@ pub(crate) fn to_millis(at: OffsetDateTime) -> Result<i64> {
 /// A stored timestamp back as a UTC time.
 pub(crate) fn from_millis(millis: i64) -> Result<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-        .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))
+        .map_err(StoreError::corrupt)
 }
 
 /// A plugin: its id, the version calls go to, and what the CSP granted it.

@@ -1,12 +1,14 @@
 //! App key-value state scoped to (tenant, plugin), with a value-size limit and a byte quota.
 //!
 //! Every write runs in one transaction that first upserts the scope's `app_state_usage` row:
-//! on PostgreSQL that row lock serialises the writers of one scope, on SQLite `BEGIN IMMEDIATE`
-//! serialises all writers. So the usage total and compare-and-set are exact under concurrency.
+//! on PostgreSQL that row lock serialises the writers of one scope, on SQLite the one writer
+//! thread serialises all writers. So the usage total and compare-and-set are exact under concurrency.
 
-use crate::error::{Result, StoreError, on_fk};
+use rusqlite::{OptionalExtension, named_params};
+
+use crate::error::{Result, StoreError, on_fk, on_sqlite_fk};
 use crate::records::{MAX_STATE_PAGE, StateLimits};
-use crate::{Store, validate};
+use crate::{Backend, Store, validate};
 
 /// Bytes a key-value pair counts against the quota.
 fn entry_bytes(key: &str, value_len: usize) -> i64 {
@@ -43,6 +45,27 @@ fn check_total(usage: i64, new_usage: i64, limits: &StateLimits) -> Result<()> {
     Ok(())
 }
 
+/// The scope's new usage if the write goes ahead; `None` when a compare-and-set finds
+/// another value than `expected`.
+fn plan_write(
+    key: &str,
+    expected: Option<Option<&[u8]>>,
+    old: Option<&[u8]>,
+    usage: i64,
+    value: &[u8],
+    limits: &StateLimits,
+) -> Result<Option<i64>> {
+    if let Some(expected) = expected
+        && expected != old
+    {
+        return Ok(None);
+    }
+    let old_bytes = old.map_or(0, |v| entry_bytes(key, v.len()));
+    let new_usage = usage - old_bytes + entry_bytes(key, value.len());
+    check_total(usage, new_usage, limits)?;
+    Ok(Some(new_usage))
+}
+
 fn missing_scope(tenant: &str, plugin: &str) -> impl FnOnce() -> StoreError {
     let message = format!("tenant {tenant} or plugin {plugin}");
     move || StoreError::NotFound(message)
@@ -53,12 +76,17 @@ const LOCK_USAGE: &str = "INSERT INTO app_state_usage (tenant_id, plugin_id, byt
      VALUES ($1, $2, 0) ON CONFLICT (tenant_id, plugin_id) \
      DO UPDATE SET bytes = app_state_usage.bytes RETURNING bytes";
 /// SQLite: [`LOCK_USAGE`] that also returns the current value, one statement instead of two.
-/// Safe there because `BEGIN IMMEDIATE` already serialised the writers; PostgreSQL must read
-/// the value only after the row lock is held (its statement snapshot predates the wait).
+/// Safe there because the writer is alone; PostgreSQL must read the value only after the
+/// row lock is held (its statement snapshot predates the wait).
 const LOCK_USAGE_READ_VALUE: &str = "INSERT INTO app_state_usage (tenant_id, plugin_id, bytes) \
      VALUES ($1, $2, 0) ON CONFLICT (tenant_id, plugin_id) \
      DO UPDATE SET bytes = app_state_usage.bytes RETURNING bytes, \
      (SELECT value FROM app_state WHERE tenant_id = $1 AND plugin_id = $2 AND key = $3)";
+/// Locks the scope's usage row if it exists and returns its bytes.
+const LOCK_USAGE_IF_ANY: &str = "UPDATE app_state_usage SET bytes = bytes \
+     WHERE tenant_id = $1 AND plugin_id = $2 RETURNING bytes";
+const DELETE_VALUE: &str = "DELETE FROM app_state \
+     WHERE tenant_id = $1 AND plugin_id = $2 AND key = $3 RETURNING value";
 const SET_USAGE: &str =
     "UPDATE app_state_usage SET bytes = $3 WHERE tenant_id = $1 AND plugin_id = $2";
 const GET_VALUE: &str =
@@ -132,94 +160,138 @@ impl Store {
         check_scope(tenant, plugin)?;
         validate::key(key)?;
         check_value(value, &limits)?;
-        let sqlite = matches!(self.backend, crate::Backend::Sqlite(_));
-        with_tx!(self, |tx| {
-            let (usage, old): (i64, Option<Vec<u8>>) = if sqlite {
-                sqlx::query_as(LOCK_USAGE_READ_VALUE)
-                    .bind(tenant)
-                    .bind(plugin)
-                    .bind(key)
-                    .fetch_one(&mut *tx)
+        match &self.backend {
+            Backend::Sqlite(sqlite) => {
+                let (tenant, plugin, key) = (tenant.to_owned(), plugin.to_owned(), key.to_owned());
+                let expected = expected.map(|e| e.map(<[u8]>::to_vec));
+                let value = value.to_vec();
+                sqlite
+                    .writer
+                    .write(move |conn| {
+                        // One statement: the writer is alone, nothing can change in between.
+                        let (usage, old): (i64, Option<Vec<u8>>) = conn
+                            .prepare_cached(LOCK_USAGE_READ_VALUE)?
+                            .query_row(named_params! {"$1": tenant, "$2": plugin, "$3": key}, |r| {
+                                Ok((r.get(0)?, r.get(1)?))
+                            })
+                            .map_err(|e| on_sqlite_fk(e, missing_scope(&tenant, &plugin)))?;
+                        let expected = expected.as_ref().map(Option::as_deref);
+                        let Some(new_usage) =
+                            plan_write(&key, expected, old.as_deref(), usage, &value, &limits)?
+                        else {
+                            return Ok(false);
+                        };
+                        conn.prepare_cached(PUT_VALUE)?.execute(
+                            named_params! {"$1": tenant, "$2": plugin, "$3": key, "$4": value},
+                        )?;
+                        conn.prepare_cached(SET_USAGE)?
+                            .execute(named_params! {"$1": tenant, "$2": plugin, "$3": new_usage})?;
+                        Ok(true)
+                    })
                     .await
-                    .map_err(|e| on_fk(e, missing_scope(tenant, plugin)))?
-            } else {
+            }
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
                 let (usage,): (i64,) = sqlx::query_as(LOCK_USAGE)
                     .bind(tenant)
                     .bind(plugin)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(|e| on_fk(e, missing_scope(tenant, plugin)))?;
+                // Read after the row lock: the statement's snapshot must not predate it.
                 let old: Option<(Vec<u8>,)> = sqlx::query_as(GET_VALUE)
                     .bind(tenant)
                     .bind(plugin)
                     .bind(key)
                     .fetch_optional(&mut *tx)
                     .await?;
-                (usage, old.map(|(v,)| v))
-            };
-            if let Some(expected) = expected
-                && expected != old.as_deref()
-            {
-                return Ok(false);
+                let old = old.map(|(v,)| v);
+                let Some(new_usage) =
+                    plan_write(key, expected, old.as_deref(), usage, value, &limits)?
+                else {
+                    return Ok(false);
+                };
+                sqlx::query(PUT_VALUE)
+                    .bind(tenant)
+                    .bind(plugin)
+                    .bind(key)
+                    .bind(value)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(SET_USAGE)
+                    .bind(tenant)
+                    .bind(plugin)
+                    .bind(new_usage)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
             }
-            let old_bytes = old.as_ref().map_or(0, |v| entry_bytes(key, v.len()));
-            let new_usage = usage - old_bytes + entry_bytes(key, value.len());
-            check_total(usage, new_usage, &limits)?;
-            sqlx::query(PUT_VALUE)
-                .bind(tenant)
-                .bind(plugin)
-                .bind(key)
-                .bind(value)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(SET_USAGE)
-                .bind(tenant)
-                .bind(plugin)
-                .bind(new_usage)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(true)
-        })
+        }
     }
 
     /// Removes `key`. Returns whether it existed.
     pub async fn state_delete(&self, tenant: &str, plugin: &str, key: &str) -> Result<bool> {
         check_scope(tenant, plugin)?;
         validate::key(key)?;
-        with_tx!(self, |tx| {
-            let usage: Option<(i64,)> = sqlx::query_as(
-                "UPDATE app_state_usage SET bytes = bytes \
-                 WHERE tenant_id = $1 AND plugin_id = $2 RETURNING bytes",
-            )
-            .bind(tenant)
-            .bind(plugin)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((usage,)) = usage else {
-                return Ok(false);
-            };
-            let old: Option<(Vec<u8>,)> = sqlx::query_as(
-                "DELETE FROM app_state WHERE tenant_id = $1 AND plugin_id = $2 AND key = $3 \
-                 RETURNING value",
-            )
-            .bind(tenant)
-            .bind(plugin)
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((old,)) = old else {
-                return Ok(false);
-            };
-            sqlx::query(SET_USAGE)
-                .bind(tenant)
-                .bind(plugin)
-                .bind(usage - entry_bytes(key, old.len()))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(true)
-        })
+        match &self.backend {
+            Backend::Sqlite(sqlite) => {
+                let (tenant, plugin, key) = (tenant.to_owned(), plugin.to_owned(), key.to_owned());
+                sqlite
+                    .writer
+                    .write(move |conn| {
+                        let usage: Option<i64> = conn
+                            .prepare_cached(LOCK_USAGE_IF_ANY)?
+                            .query_row(named_params! {"$1": tenant, "$2": plugin}, |r| r.get(0))
+                            .optional()?;
+                        let Some(usage) = usage else {
+                            return Ok(false);
+                        };
+                        let old: Option<Vec<u8>> = conn
+                            .prepare_cached(DELETE_VALUE)?
+                            .query_row(named_params! {"$1": tenant, "$2": plugin, "$3": key}, |r| {
+                                r.get(0)
+                            })
+                            .optional()?;
+                        let Some(old) = old else {
+                            return Ok(false);
+                        };
+                        let new_usage = usage - entry_bytes(&key, old.len());
+                        conn.prepare_cached(SET_USAGE)?
+                            .execute(named_params! {"$1": tenant, "$2": plugin, "$3": new_usage})?;
+                        Ok(true)
+                    })
+                    .await
+            }
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let usage: Option<(i64,)> = sqlx::query_as(LOCK_USAGE_IF_ANY)
+                    .bind(tenant)
+                    .bind(plugin)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some((usage,)) = usage else {
+                    return Ok(false);
+                };
+                let old: Option<(Vec<u8>,)> = sqlx::query_as(DELETE_VALUE)
+                    .bind(tenant)
+                    .bind(plugin)
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some((old,)) = old else {
+                    return Ok(false);
+                };
+                sqlx::query(SET_USAGE)
+                    .bind(tenant)
+                    .bind(plugin)
+                    .bind(usage - entry_bytes(key, old.len()))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+        }
     }
 
     /// One page of the entries whose key starts with `prefix` (taken literally: `%` and `_` are
