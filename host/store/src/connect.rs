@@ -10,6 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, PgConnection};
 
 use crate::error::{Result, StoreError};
+use crate::reader::Readers;
 use crate::writer::{Writer, WriterOptions};
 use crate::{Backend, SqliteBackend, Store};
 
@@ -143,6 +144,7 @@ async fn connect_sqlite(url: &str, options: &StoreOptions) -> Result<Store> {
     Ok(Store::new(Backend::Sqlite(SqliteBackend {
         pool,
         writer: Arc::new(writer),
+        readers: Arc::new(Readers::new(connect.get_filename())),
         _scratch: scratch,
     })))
 }

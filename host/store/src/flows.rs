@@ -7,6 +7,8 @@
 //! together or not at all. State names and JSON columns are opaque text to the store; the
 //! data plane crate gives them meaning.
 
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, OptionalExtension, named_params};
 use time::OffsetDateTime;
 
@@ -159,6 +161,10 @@ const FLOW_COLUMNS: &str = "tenant_id, id, plugin_id, role, mode, state, profile
      labels_json, metadata_json, control_plane_id, callback_address, counterparty_address_json, \
      own_address_json, version, created_at, updated_at";
 
+static GET_FLOW: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {FLOW_COLUMNS} FROM dps_flows WHERE tenant_id = $1 AND id = $2")
+});
+
 const CALLBACK_COLUMNS: &str = "id, tenant_id, flow_id, kind, body_json, attempts, next_attempt_at, last_error, dead, created_at";
 
 #[derive(sqlx::FromRow)]
@@ -189,6 +195,35 @@ struct FlowRow {
 }
 
 impl FlowRow {
+    /// Reads a row of [`FLOW_COLUMNS`], in order.
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<FlowRow> {
+        Ok(FlowRow {
+            tenant_id: r.get(0)?,
+            id: r.get(1)?,
+            plugin_id: r.get(2)?,
+            role: r.get(3)?,
+            mode: r.get(4)?,
+            state: r.get(5)?,
+            profile: r.get(6)?,
+            message_id: r.get(7)?,
+            participant_id: r.get(8)?,
+            counter_party_id: r.get(9)?,
+            dataspace_context: r.get(10)?,
+            agreement_id: r.get(11)?,
+            dataset_id: r.get(12)?,
+            claims_json: r.get(13)?,
+            labels_json: r.get(14)?,
+            metadata_json: r.get(15)?,
+            control_plane_id: r.get(16)?,
+            callback_address: r.get(17)?,
+            counterparty_address_json: r.get(18)?,
+            own_address_json: r.get(19)?,
+            version: r.get(20)?,
+            created_at: r.get(21)?,
+            updated_at: r.get(22)?,
+        })
+    }
+
     fn into_record(self) -> Result<FlowRecord> {
         Ok(FlowRecord {
             tenant_id: self.tenant_id,
@@ -566,14 +601,24 @@ impl Store {
     /// One flow.
     pub async fn get_flow(&self, tenant: &str, flow: &str) -> Result<Option<FlowRecord>> {
         check_flow_key(tenant, flow)?;
+        if let Backend::Sqlite(sqlite) = &self.backend
+            && let Some(row) = sqlite.readers.read(|c| {
+                c.prepare_cached(&GET_FLOW)?
+                    .query_row(
+                        named_params! {"$1": tenant, "$2": flow},
+                        FlowRow::from_sqlite,
+                    )
+                    .optional()
+            })?
+        {
+            return row.map(FlowRow::into_record).transpose();
+        }
         with_pool!(self, |pool| {
-            let row: Option<FlowRow> = sqlx::query_as(&format!(
-                "SELECT {FLOW_COLUMNS} FROM dps_flows WHERE tenant_id = $1 AND id = $2"
-            ))
-            .bind(tenant)
-            .bind(flow)
-            .fetch_optional(pool)
-            .await?;
+            let row: Option<FlowRow> = sqlx::query_as(&GET_FLOW)
+                .bind(tenant)
+                .bind(flow)
+                .fetch_optional(pool)
+                .await?;
             row.map(FlowRow::into_record).transpose()
         })
     }

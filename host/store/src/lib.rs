@@ -33,6 +33,7 @@ pub mod flows;
 pub mod management;
 mod owners;
 mod plugins;
+mod reader;
 mod records;
 mod state;
 mod tenants;
@@ -73,12 +74,15 @@ enum Backend {
     Postgres(PgPool),
 }
 
-/// SQLite: pooled connections for reads and single statements, and one writer thread that
-/// runs every write transaction (SQLite lets one writer in at a time anyway; see [`writer`]).
+/// SQLite: pooled connections for reads and single statements, one writer thread that runs
+/// every write transaction (SQLite lets one writer in at a time anyway; see [`writer`]),
+/// and connections for the hottest point reads, made inline (see [`reader`]).
 #[derive(Clone, Debug)]
 struct SqliteBackend {
     pool: SqlitePool,
     writer: Arc<writer::Writer>,
+    /// Point reads on the caller's thread (see [`reader`]).
+    readers: Arc<reader::Readers>,
     /// The directory of a scratch database (`sqlite::memory:`), deleted with the last clone.
     _scratch: Option<Arc<tempfile::TempDir>>,
 }

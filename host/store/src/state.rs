@@ -105,6 +105,17 @@ impl Store {
     ) -> Result<Option<Vec<u8>>> {
         check_scope(tenant, plugin)?;
         validate::key(key)?;
+        if let Backend::Sqlite(sqlite) = &self.backend
+            && let Some(value) = sqlite.readers.read(|c| {
+                c.prepare_cached(GET_VALUE)?
+                    .query_row(named_params! {"$1": tenant, "$2": plugin, "$3": key}, |r| {
+                        r.get(0)
+                    })
+                    .optional()
+            })?
+        {
+            return Ok(value);
+        }
         with_pool!(self, |pool| {
             let row: Option<(Vec<u8>,)> = sqlx::query_as(GET_VALUE)
                 .bind(tenant)
