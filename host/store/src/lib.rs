@@ -52,7 +52,7 @@ pub use records::{
     MAX_STATE_KEY_BYTES, MAX_STATE_PAGE, PluginRecord, PluginVersionRecord, StateLimits,
     TenantRecord, now,
 };
-pub use writer::MAX_GROUP_COMMIT;
+pub use writer::{MAX_GROUP_COMMIT, WriteStats};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -113,6 +113,15 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(_) => "sqlite",
             Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// How many transactions SQLite's writer committed and how many writes they carried
+    /// (several writes share a commit under concurrent load); `None` on PostgreSQL.
+    pub fn write_stats(&self) -> Option<WriteStats> {
+        match &self.backend {
+            Backend::Sqlite(sqlite) => Some(sqlite.writer.stats()),
+            Backend::Postgres(_) => None,
         }
     }
 

@@ -12,7 +12,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::{Mutex, mpsc};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,22 @@ pub(crate) struct WriterOptions {
 pub(crate) struct Writer {
     queue: Mutex<Option<mpsc::Sender<Box<dyn Task>>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    stats: Arc<Counters>,
+}
+
+/// What the writer did so far (see [`crate::Store::write_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Transactions committed (each one fsync on a durable database).
+    pub commits: u64,
+    /// Writes those commits carried.
+    pub writes: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    commits: AtomicU64,
+    writes: AtomicU64,
 }
 
 impl Writer {
@@ -63,14 +80,24 @@ impl Writer {
         )?;
         let (queue, jobs) = mpsc::channel();
         let queue_timeout = options.queue_timeout;
+        let stats = Arc::new(Counters::default());
+        let counters = stats.clone();
         let thread = std::thread::Builder::new()
             .name("weft-sqlite-writer".into())
-            .spawn(move || run(conn, jobs, queue_timeout))
+            .spawn(move || run(conn, jobs, queue_timeout, &counters))
             .map_err(|e| StoreError::Database(Box::new(e)))?;
         Ok(Writer {
             queue: Mutex::new(Some(queue)),
             thread: Mutex::new(Some(thread)),
+            stats,
         })
+    }
+
+    pub(crate) fn stats(&self) -> WriteStats {
+        WriteStats {
+            commits: self.stats.commits.load(Ordering::Relaxed),
+            writes: self.stats.writes.load(Ordering::Relaxed),
+        }
     }
 
     /// Runs `body` in a transaction on the writer thread and returns its result once the
@@ -167,7 +194,12 @@ where
 
 /// The writer thread: groups what is queued, runs it, commits, answers; until every
 /// handle is gone.
-fn run(conn: Connection, jobs: mpsc::Receiver<Box<dyn Task>>, queue_timeout: Duration) {
+fn run(
+    conn: Connection,
+    jobs: mpsc::Receiver<Box<dyn Task>>,
+    queue_timeout: Duration,
+    stats: &Counters,
+) {
     let mut group: Vec<Box<dyn Task>> = Vec::with_capacity(MAX_GROUP_COMMIT);
     while let Ok(first) = jobs.recv() {
         group.push(first);
@@ -184,15 +216,20 @@ fn run(conn: Connection, jobs: mpsc::Receiver<Box<dyn Task>>, queue_timeout: Dur
             task.finish(Some("timed out waiting for the store's writer"));
         }
         if !ready.is_empty() {
-            commit_group(&conn, ready);
+            let writes = ready.len() as u64;
+            if commit_group(&conn, ready) {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats.writes.fetch_add(writes, Ordering::Relaxed);
+            }
         }
     }
     // Every handle is gone: close (a failure only means the connection was already broken).
     let _ = conn.close();
 }
 
-/// Runs `group` in one transaction, each task in a savepoint, and answers each.
-fn commit_group(conn: &Connection, mut group: Vec<Box<dyn Task>>) {
+/// Runs `group` in one transaction, each task in a savepoint, and answers each. Whether
+/// the transaction committed.
+fn commit_group(conn: &Connection, mut group: Vec<Box<dyn Task>>) -> bool {
     let outcome = (|| -> rusqlite::Result<()> {
         // Take the write lock up front, so the busy timeout covers the whole wait for it.
         conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -218,9 +255,11 @@ fn commit_group(conn: &Connection, mut group: Vec<Box<dyn Task>>) {
             Some("the database write failed")
         }
     };
+    let committed = failure.is_none();
     for task in group {
         task.finish(failure);
     }
+    committed
 }
 
 #[cfg(test)]

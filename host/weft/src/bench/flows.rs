@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weft_runtime::bindings::data_flows::{DataFlow, Decision, FlowRole, FlowState, TransferMode};
 use weft_runtime::{CallContext, Entry, FlowOutcome, FlowSignal, LoadedPlugin, Runtime};
+use weft_store::WriteStats;
 
 /// The issue's target: host CPU per complete provider flow.
 const TARGET_CPU_PER_PROVIDER_FLOW: Duration = Duration::from_micros(300);
@@ -136,11 +137,25 @@ struct Phase {
     flows: u64,
     elapsed: Duration,
     cpu: Duration,
+    /// SQLite only: what the store's writer did during the phase.
+    writes: Option<WriteStats>,
 }
 
 impl Phase {
     fn rate(&self) -> f64 {
         self.flows as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// "N commits per flow (M writes per commit)", on SQLite.
+    fn commits(&self) -> String {
+        match self.writes {
+            Some(w) if w.commits > 0 && self.flows > 0 => format!(
+                "{:.2} commits per flow ({:.2} writes per commit)",
+                w.commits as f64 / self.flows as f64,
+                w.writes as f64 / w.commits as f64
+            ),
+            _ => "commits not counted".into(),
+        }
     }
 
     fn cpu_per_flow(&self) -> Duration {
@@ -197,6 +212,7 @@ async fn hook_phase(
         flows,
         elapsed: started.elapsed(),
         cpu: cpu_time(CpuOf::Process).saturating_sub(cpu0),
+        writes: None,
     })
 }
 
@@ -308,6 +324,7 @@ async fn dps_worker(
 async fn dps_phase(plan: &Plan, env: &Env, kind: Kind) -> anyhow::Result<Phase> {
     let (base, authorization) = (env.base(), env.cp_authorization.clone());
     let (workers, duration) = (plan.flow_workers, plan.flow_phase);
+    let writes0 = env.weft.store().write_stats();
     let cpu0 = cpu_time(CpuOf::Process);
     let started = Instant::now();
     let generated =
@@ -351,6 +368,13 @@ async fn dps_phase(plan: &Plan, env: &Env, kind: Kind) -> anyhow::Result<Phase> 
         flows,
         elapsed: started.elapsed(),
         cpu: total.saturating_sub(generator_cpu),
+        writes: match (writes0, env.weft.store().write_stats()) {
+            (Some(a), Some(b)) => Some(WriteStats {
+                commits: b.commits - a.commits,
+                writes: b.writes - a.writes,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -427,9 +451,12 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
             consumer.elapsed.as_secs_f64(),
         ),
         format!(
-            "host CPU per flow (process minus the generator thread): provider {}, consumer {}",
+            "host CPU per flow (process minus the generator thread): provider {}, consumer {}; \
+             store: provider {}, consumer {}",
             fmt_dur(cpu_provider),
             fmt_dur(consumer.cpu_per_flow()),
+            provider.commits(),
+            consumer.commits(),
         ),
         format!(
             "diagnostic: the provider hooks alone (Runtime::data_flow start + terminate, no \
