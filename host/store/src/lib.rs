@@ -1,5 +1,6 @@
 //! Weft's durable store: plugins and versions, tenants, enablements, app key-value state and the
-//! audit log, on SQLite (embedded default) or PostgreSQL (several replicas), with `sqlx`.
+//! audit log, on SQLite (embedded default) or PostgreSQL (several replicas), with `sqlx`;
+//! SQLite's write transactions and hottest point reads use `rusqlite` (modules `writer`, `reader`).
 //!
 //! One API and one migration history for both backends (`migrations/sqlite`,
 //! `migrations/postgres`, semantically identical). Timestamps are stored as UTC unix
@@ -14,8 +15,8 @@
 //! `postgres://postgres@127.0.0.1:5432/test`), each test in its own throw-away schema.
 
 /// Runs `$body` once per backend, with `$pool` bound to that backend's pool (for reads and
-/// single statements; SQLite's write transactions go to its [`writer`]). The SQL in `$body` must be valid on
-/// both (`$n` placeholders work on SQLite too).
+/// single statements; SQLite's write transactions go to its [`writer`]). The SQL in `$body`
+/// must be valid on both (`$n` placeholders work on SQLite too).
 macro_rules! with_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.backend {
