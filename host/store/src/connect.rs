@@ -57,7 +57,8 @@ impl Store {
     /// Opens the store at `url` and brings its schema up to date.
     ///
     /// `sqlite://path?mode=rwc` (a file, created if missing), `sqlite::memory:` (one private
-    /// scratch database, not durable, deleted with the last clone of the store) or `postgres://…`/`postgresql://…`.
+    /// scratch database, not durable, deleted with the last clone of the store) or
+    /// `postgres://…`/`postgresql://…`.
     pub async fn connect(url: &str) -> Result<Store> {
         Self::connect_with(url, StoreOptions::default()).await
     }
