@@ -37,20 +37,18 @@ impl Store {
         validate::text("target", &entry.target)?;
         validate::json("detail", &entry.detail_json)?;
         let at = to_millis(now())?;
-        with_pool!(self, |pool| {
-            let (id,): (i64,) = sqlx::query_as(
-                "INSERT INTO audit_log (at, actor, action, target, detail_json) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            )
-            .bind(at)
-            .bind(&entry.actor)
-            .bind(&entry.action)
-            .bind(&entry.target)
-            .bind(&entry.detail_json)
-            .fetch_one(pool)
-            .await?;
-            Ok(id)
-        })
+        self.insert_returning_id(
+            "INSERT INTO audit_log (at, actor, action, target, detail_json) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            args![
+                at,
+                &entry.actor,
+                &entry.action,
+                &entry.target,
+                &entry.detail_json
+            ],
+        )
+        .await
     }
 
     /// Audit records matching `filter`, newest first. The next page is

@@ -14,13 +14,14 @@ use crate::reader::Readers;
 use crate::writer::{Writer, WriterOptions};
 use crate::{Backend, SqliteBackend, Store};
 
-/// Pooled SQLite connections, for reads (WAL lets them read in parallel) and single
-/// statements; write transactions have one more connection, the writer's.
+/// Pooled SQLite connections, for reads (WAL lets them read in parallel); writes have one
+/// more connection, the writer's.
 pub const SQLITE_MAX_CONNECTIONS: u32 = 4;
 /// Pooled PostgreSQL connections per replica: enough for concurrent tenants, far below the
 /// server's default `max_connections` (100) so several replicas fit.
 pub const PG_MAX_CONNECTIONS: u32 = 10;
-/// How long a SQLite writer waits for another writer before failing with "database is locked".
+/// How long SQLite waits for a lock another connection holds (another process writing the
+/// same file, a checkpoint) before failing with "database is locked".
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a call waits for a free pooled connection (or a write for the writer) before
 /// failing.
@@ -118,7 +119,7 @@ async fn connect_sqlite(url: &str, options: &StoreOptions) -> Result<Store> {
         .busy_timeout(options.busy_timeout)
         .journal_mode(SqliteJournalMode::Wal)
         // Durable on power loss: an acknowledged signal or flow must survive. (The pool
-        // only writes single statements; transactions go to the writer, set alike.)
+        // writes only the migrations; every other write goes to the writer, set alike.)
         .synchronous(if durable {
             SqliteSynchronous::Full
         } else {

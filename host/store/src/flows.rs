@@ -916,16 +916,13 @@ impl Store {
     pub async fn delete_control_plane(&self, tenant: &str, id: &str) -> Result<bool> {
         validate::id("tenant id", tenant)?;
         validate::id("control plane id", id)?;
-        let result = with_pool!(self, |pool| {
-            let deleted =
-                sqlx::query("DELETE FROM dps_control_planes WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant)
-                    .bind(id)
-                    .execute(pool)
-                    .await?
-                    .rows_affected();
-            Ok(deleted > 0)
-        });
+        let result = self
+            .execute(
+                "DELETE FROM dps_control_planes WHERE tenant_id = $1 AND id = $2",
+                args![tenant, id],
+            )
+            .await
+            .map(|deleted| deleted > 0);
         self.tenancy_changed();
         result
     }
@@ -980,32 +977,22 @@ impl Store {
     ) -> Result<bool> {
         let seen = to_millis(seen_next_attempt_at)?;
         let lease = to_millis(lease_until)?;
-        with_pool!(self, |pool| {
-            let n = sqlx::query(
+        let claimed = self
+            .execute(
                 "UPDATE dps_callbacks SET next_attempt_at = $3 \
                  WHERE id = $1 AND next_attempt_at = $2 AND dead = $4",
+                args![id, seen, lease, false],
             )
-            .bind(id)
-            .bind(seen)
-            .bind(lease)
-            .bind(false)
-            .execute(pool)
-            .await?
-            .rows_affected();
-            Ok(n == 1)
-        })
+            .await?;
+        Ok(claimed == 1)
     }
 
     /// Removes a delivered callback; `false` when it was already gone.
     pub async fn finish_callback(&self, id: i64) -> Result<bool> {
-        with_pool!(self, |pool| {
-            let n = sqlx::query("DELETE FROM dps_callbacks WHERE id = $1")
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected();
-            Ok(n == 1)
-        })
+        let deleted = self
+            .execute("DELETE FROM dps_callbacks WHERE id = $1", args![id])
+            .await?;
+        Ok(deleted == 1)
     }
 
     /// Records a failed delivery: the attempt count, when to try again, why it failed, and
@@ -1020,20 +1007,13 @@ impl Store {
     ) -> Result<()> {
         validate::text("last error", last_error)?;
         let next = to_millis(next_attempt_at)?;
-        with_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE dps_callbacks SET attempts = $2, next_attempt_at = $3, last_error = $4, \
-                 dead = $5 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(attempts)
-            .bind(next)
-            .bind(last_error)
-            .bind(dead)
-            .execute(pool)
-            .await?;
-            Ok(())
-        })
+        self.execute(
+            "UPDATE dps_callbacks SET attempts = $2, next_attempt_at = $3, last_error = $4, \
+             dead = $5 WHERE id = $1",
+            args![id, attempts, next, last_error, dead],
+        )
+        .await?;
+        Ok(())
     }
 
     /// A flow's queued callbacks (dead ones included), oldest first.

@@ -14,15 +14,22 @@
 //! PostgreSQL when `WEFT_TEST_POSTGRES_URL` is set (for example
 //! `postgres://postgres@127.0.0.1:5432/test`), each test in its own throw-away schema.
 
-/// Runs `$body` once per backend, with `$pool` bound to that backend's pool (for reads and
-/// single statements; SQLite's write transactions go to its [`writer`]). The SQL in `$body`
-/// must be valid on both (`$n` placeholders work on SQLite too).
+/// Runs `$body` once per backend, with `$pool` bound to that backend's pool: for reads
+/// (writes go through [`Store::execute`] or a transaction, on SQLite's [`writer`]). The SQL
+/// in `$body` must be valid on both (`$n` placeholders work on SQLite too).
 macro_rules! with_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.backend {
             $crate::Backend::Sqlite($crate::SqliteBackend { pool: $pool, .. }) => $body,
             $crate::Backend::Postgres($pool) => $body,
         }
+    };
+}
+
+/// The arguments of a write statement for [`Store::execute`], `$1` first.
+macro_rules! args {
+    ($($value:expr),* $(,)?) => {
+        vec![$($crate::statement::Arg::from($value)),*]
     };
 }
 
@@ -37,6 +44,7 @@ mod plugins;
 mod reader;
 mod records;
 mod state;
+mod statement;
 mod tenants;
 mod validate;
 mod writer;
@@ -75,9 +83,9 @@ enum Backend {
     Postgres(PgPool),
 }
 
-/// SQLite: pooled connections for reads and single statements, one writer thread that runs
-/// every write transaction (SQLite lets one writer in at a time anyway; see [`writer`]),
-/// and connections for the hottest point reads, made inline (see [`reader`]).
+/// SQLite: pooled connections for reads, one writer thread that runs every write (SQLite
+/// lets one writer in at a time anyway; see [`writer`]), and connections for the hottest
+/// point reads, made inline (see [`reader`]).
 #[derive(Clone, Debug)]
 struct SqliteBackend {
     pool: SqlitePool,

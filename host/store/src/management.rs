@@ -145,6 +145,25 @@ struct OutboxRow {
 }
 
 impl OutboxRow {
+    /// Reads a row of [`OUTBOX_COLUMNS`], in order.
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+        Ok(OutboxRow {
+            id: r.get(0)?,
+            tenant_id: r.get(1)?,
+            plugin_id: r.get(2)?,
+            kind: r.get(3)?,
+            state: r.get(4)?,
+            subject: r.get(5)?,
+            correlation: r.get(6)?,
+            payload_json: r.get(7)?,
+            attempts: r.get(8)?,
+            status: r.get(9)?,
+            next_at: r.get(10)?,
+            last_error: r.get(11)?,
+            created_at: r.get(12)?,
+        })
+    }
+
     fn into_event(self) -> Result<OutboxEvent> {
         Ok(OutboxEvent {
             id: self.id,
@@ -306,13 +325,11 @@ impl Store {
     /// Forgets process states not updated since `before`; returns how many.
     pub async fn mgmt_prune_process_states(&self, before: OffsetDateTime) -> Result<u64> {
         let before = to_millis(before)?;
-        with_pool!(self, |pool| {
-            let done = sqlx::query("DELETE FROM mgmt_process_states WHERE updated_at < $1")
-                .bind(before)
-                .execute(pool)
-                .await?;
-            Ok(done.rows_affected())
-        })
+        self.execute(
+            "DELETE FROM mgmt_process_states WHERE updated_at < $1",
+            args![before],
+        )
+        .await
     }
 
     /// Whether the first full poll of (tenant, kind) is done.
@@ -336,18 +353,13 @@ impl Store {
         validate::id("tenant id", tenant)?;
         validate::id("process kind", kind)?;
         let at = to_millis(now())?;
-        with_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO mgmt_poll_baselines (tenant_id, kind, established_at) \
-                 VALUES ($1, $2, $3) ON CONFLICT (tenant_id, kind) DO NOTHING",
-            )
-            .bind(tenant)
-            .bind(kind)
-            .bind(at)
-            .execute(pool)
-            .await?;
-            Ok(())
-        })
+        self.execute(
+            "INSERT INTO mgmt_poll_baselines (tenant_id, kind, established_at) \
+             VALUES ($1, $2, $3) ON CONFLICT (tenant_id, kind) DO NOTHING",
+            args![tenant, kind, at],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Adds an event to the outbox, due now. Returns false (changing nothing) when an event
@@ -364,27 +376,27 @@ impl Store {
         }
         validate::json("event payload", &event.payload_json)?;
         let at = to_millis(now())?;
-        with_pool!(self, |pool| {
-            let done = sqlx::query(
+        let inserted = self
+            .execute(
                 "INSERT INTO mgmt_event_outbox (id, tenant_id, plugin_id, kind, state, subject, \
                  correlation, payload_json, attempts, status, next_at, lease_until, last_error, \
                  created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 'pending', $9, 0, NULL, $9, $9) \
                  ON CONFLICT (id) DO NOTHING",
+                args![
+                    &event.id,
+                    &event.tenant_id,
+                    &event.plugin_id,
+                    &event.kind,
+                    &event.state,
+                    &event.subject,
+                    &event.correlation,
+                    &event.payload_json,
+                    at
+                ],
             )
-            .bind(&event.id)
-            .bind(&event.tenant_id)
-            .bind(&event.plugin_id)
-            .bind(&event.kind)
-            .bind(&event.state)
-            .bind(&event.subject)
-            .bind(&event.correlation)
-            .bind(&event.payload_json)
-            .bind(at)
-            .execute(pool)
             .await?;
-            Ok(done.rows_affected() == 1)
-        })
+        Ok(inserted == 1)
     }
 
     /// Claims up to `limit` pending events that are due and not leased, oldest due first,
@@ -404,20 +416,35 @@ impl Store {
              AND status = 'pending' AND lease_until <= $1 \
              RETURNING {OUTBOX_COLUMNS}"
         );
-        with_pool!(self, |pool| {
-            let rows: Vec<OutboxRow> = sqlx::query_as(&sql)
-                .bind(now_ms)
-                .bind(until)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?;
-            let mut events = rows
-                .into_iter()
-                .map(OutboxRow::into_event)
-                .collect::<Result<Vec<_>>>()?;
-            events.sort_by(|a, b| (a.next_at, &a.id).cmp(&(b.next_at, &b.id)));
-            Ok(events)
-        })
+        let rows: Vec<OutboxRow> = match &self.backend {
+            Backend::Sqlite(sqlite) => {
+                sqlite
+                    .writer
+                    .write(move |conn| {
+                        let mut claim = conn.prepare_cached(&sql)?;
+                        let rows = claim.query_map(
+                            named_params! {"$1": now_ms, "$2": until, "$3": limit},
+                            OutboxRow::from_sqlite,
+                        )?;
+                        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+                    })
+                    .await?
+            }
+            Backend::Postgres(pool) => {
+                sqlx::query_as(&sql)
+                    .bind(now_ms)
+                    .bind(until)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        let mut events = rows
+            .into_iter()
+            .map(OutboxRow::into_event)
+            .collect::<Result<Vec<_>>>()?;
+        events.sort_by(|a, b| (a.next_at, &a.id).cmp(&(b.next_at, &b.id)));
+        Ok(events)
     }
 
     /// One outbox event, whatever its status.
@@ -462,39 +489,35 @@ impl Store {
         let at = to_millis(now())?;
         let next_at = millis_after(retry_in)?;
         let error = error.map(cut_error);
-        with_pool!(self, |pool| {
-            let done = sqlx::query(
+        let updated = self
+            .execute(
                 "UPDATE mgmt_event_outbox SET status = $2, attempts = $3, next_at = $4, \
                  lease_until = 0, last_error = $5, updated_at = $6 WHERE id = $1",
+                args![
+                    id,
+                    status.as_str(),
+                    i64::from(attempts),
+                    next_at,
+                    &error,
+                    at
+                ],
             )
-            .bind(id)
-            .bind(status.as_str())
-            .bind(i64::from(attempts))
-            .bind(next_at)
-            .bind(&error)
-            .bind(at)
-            .execute(pool)
             .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound(format!("event {id}")));
-            }
-            Ok(())
-        })
+        if updated == 0 {
+            return Err(StoreError::NotFound(format!("event {id}")));
+        }
+        Ok(())
     }
 
     /// Removes delivered and failed events last updated before `before`; returns how many.
     /// Pending events are never pruned.
     pub async fn mgmt_prune_events(&self, before: OffsetDateTime) -> Result<u64> {
         let before = to_millis(before)?;
-        with_pool!(self, |pool| {
-            let done = sqlx::query(
-                "DELETE FROM mgmt_event_outbox WHERE status <> 'pending' AND updated_at < $1",
-            )
-            .bind(before)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected())
-        })
+        self.execute(
+            "DELETE FROM mgmt_event_outbox WHERE status <> 'pending' AND updated_at < $1",
+            args![before],
+        )
+        .await
     }
 
     /// Adds a watch (idempotent: the same watch again changes nothing).
@@ -503,23 +526,22 @@ impl Store {
         validate::id("plugin id", &watch.plugin_id)?;
         validate::text("correlation", &watch.correlation)?;
         let at = to_millis(now())?;
-        with_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO mgmt_watches \
-                 (tenant_id, plugin_id, kind, process_id, correlation, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (tenant_id, plugin_id, kind, process_id, correlation) DO NOTHING",
-            )
-            .bind(&watch.tenant_id)
-            .bind(&watch.plugin_id)
-            .bind(&watch.kind)
-            .bind(&watch.process_id)
-            .bind(&watch.correlation)
-            .bind(at)
-            .execute(pool)
-            .await?;
-            Ok(())
-        })
+        self.execute(
+            "INSERT INTO mgmt_watches \
+             (tenant_id, plugin_id, kind, process_id, correlation, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (tenant_id, plugin_id, kind, process_id, correlation) DO NOTHING",
+            args![
+                &watch.tenant_id,
+                &watch.plugin_id,
+                &watch.kind,
+                &watch.process_id,
+                &watch.correlation,
+                at
+            ],
+        )
+        .await?;
+        Ok(())
     }
 
     /// How many watches a tenant holds.
@@ -594,20 +616,20 @@ impl Store {
         check_process(&watch.tenant_id, &watch.kind, &watch.process_id)?;
         validate::id("plugin id", &watch.plugin_id)?;
         validate::text("correlation", &watch.correlation)?;
-        with_pool!(self, |pool| {
-            let done = sqlx::query(
+        let deleted = self
+            .execute(
                 "DELETE FROM mgmt_watches WHERE tenant_id = $1 AND plugin_id = $2 AND kind = $3 \
                  AND process_id = $4 AND correlation = $5",
+                args![
+                    &watch.tenant_id,
+                    &watch.plugin_id,
+                    &watch.kind,
+                    &watch.process_id,
+                    &watch.correlation
+                ],
             )
-            .bind(&watch.tenant_id)
-            .bind(&watch.plugin_id)
-            .bind(&watch.kind)
-            .bind(&watch.process_id)
-            .bind(&watch.correlation)
-            .execute(pool)
             .await?;
-            Ok(done.rows_affected() == 1)
-        })
+        Ok(deleted == 1)
     }
 
     /// Records (or replaces) a tenant's data-plane registration, stamped now.
@@ -623,23 +645,16 @@ impl Store {
         validate::text("endpoint", endpoint)?;
         validate::json("profiles", profiles_json)?;
         let at = to_millis(now())?;
-        with_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO mgmt_dataplanes \
-                 (tenant_id, dataplane_id, endpoint, profiles_json, registered_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id) DO UPDATE SET \
-                 dataplane_id = excluded.dataplane_id, endpoint = excluded.endpoint, \
-                 profiles_json = excluded.profiles_json, registered_at = excluded.registered_at",
-            )
-            .bind(tenant)
-            .bind(dataplane_id)
-            .bind(endpoint)
-            .bind(profiles_json)
-            .bind(at)
-            .execute(pool)
-            .await?;
-            Ok(())
-        })
+        self.execute(
+            "INSERT INTO mgmt_dataplanes \
+             (tenant_id, dataplane_id, endpoint, profiles_json, registered_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id) DO UPDATE SET \
+             dataplane_id = excluded.dataplane_id, endpoint = excluded.endpoint, \
+             profiles_json = excluded.profiles_json, registered_at = excluded.registered_at",
+            args![tenant, dataplane_id, endpoint, profiles_json, at],
+        )
+        .await?;
+        Ok(())
     }
 
     /// A tenant's data-plane registration, if any.
@@ -671,13 +686,13 @@ impl Store {
     /// Forgets a tenant's data-plane registration; returns whether there was one.
     pub async fn mgmt_delete_dataplane(&self, tenant: &str) -> Result<bool> {
         validate::id("tenant id", tenant)?;
-        with_pool!(self, |pool| {
-            let done = sqlx::query("DELETE FROM mgmt_dataplanes WHERE tenant_id = $1")
-                .bind(tenant)
-                .execute(pool)
-                .await?;
-            Ok(done.rows_affected() == 1)
-        })
+        let deleted = self
+            .execute(
+                "DELETE FROM mgmt_dataplanes WHERE tenant_id = $1",
+                args![tenant],
+            )
+            .await?;
+        Ok(deleted == 1)
     }
 }
 

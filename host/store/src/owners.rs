@@ -12,19 +12,14 @@ impl Store {
         validate::id("asset id", asset)?;
         validate::id("plugin id", plugin)?;
         let at = to_millis(now())?;
-        with_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO asset_owners (tenant_id, asset_id, plugin_id, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (tenant_id, asset_id) DO UPDATE SET plugin_id = excluded.plugin_id, created_at = excluded.created_at",
-            )
-            .bind(tenant)
-            .bind(asset)
-            .bind(plugin)
-            .bind(at)
-            .execute(pool)
-            .await?;
-            Ok(())
-        })
+        self.execute(
+            "INSERT INTO asset_owners (tenant_id, asset_id, plugin_id, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, asset_id) \
+             DO UPDATE SET plugin_id = excluded.plugin_id, created_at = excluded.created_at",
+            args![tenant, asset, plugin, at],
+        )
+        .await?;
+        Ok(())
     }
 
     /// The app that created an asset of a tenant, if one did through Weft.
@@ -47,14 +42,12 @@ impl Store {
     pub async fn delete_asset_owner(&self, tenant: &str, asset: &str) -> Result<bool> {
         validate::id("tenant id", tenant)?;
         validate::id("asset id", asset)?;
-        with_pool!(self, |pool| {
-            let done =
-                sqlx::query("DELETE FROM asset_owners WHERE tenant_id = $1 AND asset_id = $2")
-                    .bind(tenant)
-                    .bind(asset)
-                    .execute(pool)
-                    .await?;
-            Ok(done.rows_affected() > 0)
-        })
+        let deleted = self
+            .execute(
+                "DELETE FROM asset_owners WHERE tenant_id = $1 AND asset_id = $2",
+                args![tenant, asset],
+            )
+            .await?;
+        Ok(deleted > 0)
     }
 }

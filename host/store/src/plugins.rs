@@ -3,7 +3,7 @@
 
 use rusqlite::{OptionalExtension, named_params};
 
-use crate::error::{Result, StoreError, on_fk};
+use crate::error::{Result, StoreError};
 use crate::records::{PluginRecord, PluginVersionRecord, from_millis, to_millis};
 use crate::{Backend, Store, validate};
 
@@ -329,19 +329,20 @@ impl Store {
         if let Some(version) = version {
             validate::id("version", version)?;
         }
-        let result = with_pool!(self, |pool| {
-            let updated = sqlx::query("UPDATE plugins SET active_version = $2 WHERE id = $1")
-                .bind(plugin)
-                .bind(version)
-                .execute(pool)
-                .await
-                .map_err(|e| on_fk(e, || not_found_version(plugin, version.unwrap_or_default())))?
-                .rows_affected();
-            if updated == 0 {
-                return Err(not_found_plugin(plugin));
-            }
-            Ok(())
-        });
+        let missing = not_found_version(plugin, version.unwrap_or_default());
+        let result = self
+            .execute_or(
+                "UPDATE plugins SET active_version = $2 WHERE id = $1",
+                args![plugin, version],
+                move || missing,
+            )
+            .await
+            .and_then(|updated| {
+                if updated == 0 {
+                    return Err(not_found_plugin(plugin));
+                }
+                Ok(())
+            });
         self.tenancy_changed();
         result
     }
@@ -368,18 +369,18 @@ impl Store {
     pub async fn set_granted(&self, plugin: &str, grants_json: &str) -> Result<()> {
         validate::id("plugin id", plugin)?;
         validate::json("grants", grants_json)?;
-        let result = with_pool!(self, |pool| {
-            let updated = sqlx::query("UPDATE plugins SET granted_json = $2 WHERE id = $1")
-                .bind(plugin)
-                .bind(grants_json)
-                .execute(pool)
-                .await?
-                .rows_affected();
-            if updated == 0 {
-                return Err(not_found_plugin(plugin));
-            }
-            Ok(())
-        });
+        let result = self
+            .execute(
+                "UPDATE plugins SET granted_json = $2 WHERE id = $1",
+                args![plugin, grants_json],
+            )
+            .await
+            .and_then(|updated| {
+                if updated == 0 {
+                    return Err(not_found_plugin(plugin));
+                }
+                Ok(())
+            });
         self.tenancy_changed();
         result
     }

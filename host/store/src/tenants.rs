@@ -1,7 +1,7 @@
 //! Tenants (participant contexts) and their enablements of plugins, with per-tenant config,
 //! an optional pinned version and optionally narrowed grants.
 
-use crate::error::{Result, StoreError, on_fk};
+use crate::error::{Result, StoreError};
 use crate::records::{EnablementRecord, TenantRecord, from_millis, to_millis};
 use crate::{Store, validate};
 
@@ -67,27 +67,30 @@ impl Store {
             validate::text("BPN", bpn)?;
         }
         let created_at = to_millis(record.created_at)?;
-        let result = with_pool!(self, |pool| {
-            let inserted = sqlx::query(&format!(
-                "INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (id) DO NOTHING"
-            ))
-            .bind(&record.id)
-            .bind(&record.did)
-            .bind(&record.bpn)
-            .bind(record.active)
-            .bind(created_at)
-            .execute(pool)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                return Err(StoreError::Conflict(format!(
-                    "tenant {} already exists",
-                    record.id
-                )));
-            }
-            Ok(())
-        });
+        let result = self
+            .execute(
+                format!(
+                    "INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (id) DO NOTHING"
+                ),
+                args![
+                    &record.id,
+                    &record.did,
+                    &record.bpn,
+                    record.active,
+                    created_at
+                ],
+            )
+            .await
+            .and_then(|inserted| {
+                if inserted == 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "tenant {} already exists",
+                        record.id
+                    )));
+                }
+                Ok(())
+            });
         self.tenancy_changed();
         result
     }
@@ -120,18 +123,18 @@ impl Store {
     /// Activates or deactivates a tenant.
     pub async fn set_tenant_active(&self, id: &str, active: bool) -> Result<()> {
         validate::id("tenant id", id)?;
-        let result = with_pool!(self, |pool| {
-            let updated = sqlx::query("UPDATE tenants SET active = $2 WHERE id = $1")
-                .bind(id)
-                .bind(active)
-                .execute(pool)
-                .await?
-                .rows_affected();
-            if updated == 0 {
-                return Err(StoreError::NotFound(format!("tenant {id}")));
-            }
-            Ok(())
-        });
+        let result = self
+            .execute(
+                "UPDATE tenants SET active = $2 WHERE id = $1",
+                args![id, active],
+            )
+            .await
+            .and_then(|updated| {
+                if updated == 0 {
+                    return Err(StoreError::NotFound(format!("tenant {id}")));
+                }
+                Ok(())
+            });
         self.tenancy_changed();
         result
     }
@@ -148,35 +151,36 @@ impl Store {
             validate::json("narrowed grants", narrowed)?;
         }
         let enabled_at = to_millis(record.enabled_at)?;
-        let missing = || {
-            StoreError::NotFound(match &record.pinned_version {
-                Some(v) => format!(
-                    "tenant {}, plugin {} or its version {v}",
-                    record.tenant_id, record.plugin_id
-                ),
-                None => format!("tenant {} or plugin {}", record.tenant_id, record.plugin_id),
-            })
-        };
-        let result = with_pool!(self, |pool| {
-            sqlx::query(&format!(
-                "INSERT INTO enablements ({ENABLEMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (tenant_id, plugin_id) DO UPDATE SET \
-                 pinned_version = excluded.pinned_version, \
-                 config_json = excluded.config_json, \
-                 narrowed_grants_json = excluded.narrowed_grants_json, \
-                 enabled_at = excluded.enabled_at"
-            ))
-            .bind(&record.tenant_id)
-            .bind(&record.plugin_id)
-            .bind(&record.pinned_version)
-            .bind(&record.config_json)
-            .bind(&record.narrowed_grants_json)
-            .bind(enabled_at)
-            .execute(pool)
-            .await
-            .map_err(|e| on_fk(e, missing))?;
-            Ok(())
+        let missing = StoreError::NotFound(match &record.pinned_version {
+            Some(v) => format!(
+                "tenant {}, plugin {} or its version {v}",
+                record.tenant_id, record.plugin_id
+            ),
+            None => format!("tenant {} or plugin {}", record.tenant_id, record.plugin_id),
         });
+        let result = self
+            .execute_or(
+                format!(
+                    "INSERT INTO enablements ({ENABLEMENT_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (tenant_id, plugin_id) DO UPDATE SET \
+                     pinned_version = excluded.pinned_version, \
+                     config_json = excluded.config_json, \
+                     narrowed_grants_json = excluded.narrowed_grants_json, \
+                     enabled_at = excluded.enabled_at"
+                ),
+                args![
+                    &record.tenant_id,
+                    &record.plugin_id,
+                    &record.pinned_version,
+                    &record.config_json,
+                    &record.narrowed_grants_json,
+                    enabled_at,
+                ],
+                move || missing,
+            )
+            .await
+            .map(|_| ());
         self.tenancy_changed();
         result
     }
@@ -234,16 +238,13 @@ impl Store {
     /// Disables a plugin for a tenant (its state is kept). Returns whether it was enabled.
     pub async fn delete_enablement(&self, tenant: &str, plugin: &str) -> Result<bool> {
         check_pair(tenant, plugin)?;
-        let result = with_pool!(self, |pool| {
-            let deleted =
-                sqlx::query("DELETE FROM enablements WHERE tenant_id = $1 AND plugin_id = $2")
-                    .bind(tenant)
-                    .bind(plugin)
-                    .execute(pool)
-                    .await?
-                    .rows_affected();
-            Ok(deleted > 0)
-        });
+        let result = self
+            .execute(
+                "DELETE FROM enablements WHERE tenant_id = $1 AND plugin_id = $2",
+                args![tenant, plugin],
+            )
+            .await
+            .map(|deleted| deleted > 0);
         self.tenancy_changed();
         result
     }

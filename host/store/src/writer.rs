@@ -1,5 +1,5 @@
-//! SQLite's one writer: a thread that owns the write connection and runs the store's write
-//! transactions, several to one commit.
+//! SQLite's one writer: a thread that owns the write connection and runs every write of the
+//! store (transactions and single statements), several to one commit.
 //!
 //! SQLite admits one writer at a time, and on a durable database most of a write's cost is
 //! its commit (the WAL fsync). So writes queue here instead of competing for the lock: the
