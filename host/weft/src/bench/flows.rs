@@ -466,8 +466,9 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
             fmt_dur(hooks.cpu_per_flow())
         ),
         format!(
-            "diagnostic: the store alone ({} tasks writing state, one commit per write, as the \
-             hooks' writes; a provider flow makes four commits): {:.0} writes/s, {} CPU per write",
+            "diagnostic: the store alone ({} tasks writing state as the hooks do, each \
+             acknowledged once durable; concurrent writes share commits): {:.0} writes/s, {} CPU \
+             per write",
             plan.flow_workers,
             store.writes as f64 / store.elapsed.as_secs_f64().max(1e-9),
             fmt_dur(store_cpu)
