@@ -529,6 +529,112 @@ fn sqlite_update_flow(
     stored_flow(flow, at)
 }
 
+/// [`Store::update_flow`] in a PostgreSQL transaction (the caller commits).
+async fn postgres_update_flow(
+    tx: &mut sqlx::PgConnection,
+    update: &FlowUpdate,
+    created_at: i64,
+    at: i64,
+) -> Result<FlowRecord> {
+    let flow = &update.flow;
+    let updated = if flow.version == 0 {
+        sqlx::query(&insert_flow_sql())
+            .bind(&flow.tenant_id)
+            .bind(&flow.id)
+            .bind(&flow.plugin_id)
+            .bind(&flow.role)
+            .bind(&flow.mode)
+            .bind(&flow.state)
+            .bind(&flow.profile)
+            .bind(&flow.message_id)
+            .bind(&flow.participant_id)
+            .bind(&flow.counter_party_id)
+            .bind(&flow.dataspace_context)
+            .bind(&flow.agreement_id)
+            .bind(&flow.dataset_id)
+            .bind(&flow.claims_json)
+            .bind(&flow.labels_json)
+            .bind(&flow.metadata_json)
+            .bind(&flow.control_plane_id)
+            .bind(&flow.callback_address)
+            .bind(&flow.counterparty_address_json)
+            .bind(&flow.own_address_json)
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+    } else {
+        sqlx::query(UPDATE_FLOW)
+            .bind(&flow.tenant_id)
+            .bind(&flow.id)
+            .bind(&flow.state)
+            .bind(&flow.message_id)
+            .bind(&flow.control_plane_id)
+            .bind(&flow.callback_address)
+            .bind(&flow.counterparty_address_json)
+            .bind(&flow.own_address_json)
+            .bind(at)
+            .bind(flow.version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+    };
+    if updated == 0 {
+        let exists: Option<(i64,)> = sqlx::query_as(FLOW_VERSION)
+            .bind(&flow.tenant_id)
+            .bind(&flow.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        return Err(not_updated(flow, exists.is_some()));
+    }
+    if !update.events.is_empty() {
+        // One statement for all of a change's entries: one round trip to the server.
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO dps_flow_history \
+             (tenant_id, flow_id, at, from_state, to_state, event, message_id, detail_json) ",
+        );
+        insert.push_values(&update.events, |mut row, e| {
+            row.push_bind(&flow.tenant_id)
+                .push_bind(&flow.id)
+                .push_bind(at)
+                .push_bind(&e.from_state)
+                .push_bind(&e.to_state)
+                .push_bind(&e.event)
+                .push_bind(&e.message_id)
+                .push_bind(&e.detail_json);
+        });
+        insert.build().execute(&mut *tx).await?;
+    }
+    if update.revoke_tokens {
+        sqlx::query(REVOKE_TOKENS)
+            .bind(&flow.tenant_id)
+            .bind(&flow.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(hash) = &update.add_token_hash {
+        sqlx::query(ADD_TOKEN)
+            .bind(hash)
+            .bind(&flow.tenant_id)
+            .bind(&flow.id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for c in &update.callbacks {
+        sqlx::query(ADD_CALLBACK)
+            .bind(&flow.tenant_id)
+            .bind(&flow.id)
+            .bind(&c.kind)
+            .bind(&c.body_json)
+            .bind(to_millis(c.not_before)?)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+    }
+    stored_flow(flow, at)
+}
+
 /// Inserts a new flow at version 1 (created and updated at `$21`), nothing when the id is
 /// taken.
 fn insert_flow_sql() -> String {
@@ -537,64 +643,6 @@ fn insert_flow_sql() -> String {
          $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 1, $21, $21) \
          ON CONFLICT (tenant_id, id) DO NOTHING"
     )
-}
-
-/// Inserts a flow row at version 1 inside a transaction; the number of rows inserted (0
-/// when the id is taken).
-macro_rules! insert_flow_row {
-    ($tx:expr, $record:expr, $created_at:expr) => {
-        sqlx::query(&insert_flow_sql())
-            .bind(&$record.tenant_id)
-            .bind(&$record.id)
-            .bind(&$record.plugin_id)
-            .bind(&$record.role)
-            .bind(&$record.mode)
-            .bind(&$record.state)
-            .bind(&$record.profile)
-            .bind(&$record.message_id)
-            .bind(&$record.participant_id)
-            .bind(&$record.counter_party_id)
-            .bind(&$record.dataspace_context)
-            .bind(&$record.agreement_id)
-            .bind(&$record.dataset_id)
-            .bind(&$record.claims_json)
-            .bind(&$record.labels_json)
-            .bind(&$record.metadata_json)
-            .bind(&$record.control_plane_id)
-            .bind(&$record.callback_address)
-            .bind(&$record.counterparty_address_json)
-            .bind(&$record.own_address_json)
-            .bind($created_at)
-            .execute(&mut *$tx)
-            .await?
-            .rows_affected()
-    };
-}
-
-/// Appends history entries inside a transaction (same SQL on both backends).
-macro_rules! insert_events {
-    ($tx:expr, $tenant:expr, $flow:expr, $at:expr, $events:expr) => {{
-        // One statement for all of a change's entries: on SQLite every statement is a
-        // round trip to the connection's thread.
-        let mut events = $events.into_iter().peekable();
-        if events.peek().is_some() {
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO dps_flow_history \
-                 (tenant_id, flow_id, at, from_state, to_state, event, message_id, detail_json) ",
-            );
-            insert.push_values(events, |mut row, e| {
-                row.push_bind($tenant)
-                    .push_bind($flow)
-                    .push_bind($at)
-                    .push_bind(&e.from_state)
-                    .push_bind(&e.to_state)
-                    .push_bind(&e.event)
-                    .push_bind(&e.message_id)
-                    .push_bind(&e.detail_json);
-            });
-            insert.build().execute(&mut *$tx).await?;
-        }
-    }};
 }
 
 impl Store {
@@ -652,62 +700,9 @@ impl Store {
             }
             Backend::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let updated = if flow.version == 0 {
-                    insert_flow_row!(tx, flow, created_at)
-                } else {
-                    sqlx::query(UPDATE_FLOW)
-                        .bind(&flow.tenant_id)
-                        .bind(&flow.id)
-                        .bind(&flow.state)
-                        .bind(&flow.message_id)
-                        .bind(&flow.control_plane_id)
-                        .bind(&flow.callback_address)
-                        .bind(&flow.counterparty_address_json)
-                        .bind(&flow.own_address_json)
-                        .bind(at)
-                        .bind(flow.version)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                };
-                if updated == 0 {
-                    let exists: Option<(i64,)> = sqlx::query_as(FLOW_VERSION)
-                        .bind(&flow.tenant_id)
-                        .bind(&flow.id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    return Err(not_updated(flow, exists.is_some()));
-                }
-                insert_events!(tx, &flow.tenant_id, &flow.id, at, &update.events);
-                if update.revoke_tokens {
-                    sqlx::query(REVOKE_TOKENS)
-                        .bind(&flow.tenant_id)
-                        .bind(&flow.id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                if let Some(hash) = &update.add_token_hash {
-                    sqlx::query(ADD_TOKEN)
-                        .bind(hash)
-                        .bind(&flow.tenant_id)
-                        .bind(&flow.id)
-                        .bind(at)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for c in &update.callbacks {
-                    sqlx::query(ADD_CALLBACK)
-                        .bind(&flow.tenant_id)
-                        .bind(&flow.id)
-                        .bind(&c.kind)
-                        .bind(&c.body_json)
-                        .bind(to_millis(c.not_before)?)
-                        .bind(at)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                let stored = postgres_update_flow(&mut tx, update, created_at, at).await?;
                 tx.commit().await?;
-                stored_flow(flow, at)
+                Ok(stored)
             }
         }
     }

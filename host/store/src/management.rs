@@ -292,30 +292,24 @@ impl Store {
                     .await
             }
             Backend::Postgres(pool) => {
+                // Both statements take the same arguments.
+                let query = |sql| {
+                    sqlx::query_as::<_, (i64,)>(sql)
+                        .bind(tenant)
+                        .bind(kind)
+                        .bind(&state.process_id)
+                        .bind(&state.state)
+                        .bind(&state.state_timestamp)
+                        .bind(at)
+                };
                 let mut tx = pool.begin().await?;
                 // Create the row if missing, else take its lock with the conditional update.
-                let inserted: Option<(i64,)> = sqlx::query_as(INSERT_PROCESS_STATE)
-                    .bind(tenant)
-                    .bind(kind)
-                    .bind(&state.process_id)
-                    .bind(&state.state)
-                    .bind(&state.state_timestamp)
-                    .bind(at)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let inserted = query(INSERT_PROCESS_STATE).fetch_optional(&mut *tx).await?;
                 if inserted.is_some() {
                     tx.commit().await?;
                     return Ok(true);
                 }
-                let changed: Option<(i64,)> = sqlx::query_as(CHANGE_PROCESS_STATE)
-                    .bind(tenant)
-                    .bind(kind)
-                    .bind(&state.process_id)
-                    .bind(&state.state)
-                    .bind(&state.state_timestamp)
-                    .bind(at)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let changed = query(CHANGE_PROCESS_STATE).fetch_optional(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(changed.is_some())
             }
