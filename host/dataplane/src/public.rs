@@ -7,11 +7,13 @@
 //! `Authorization` header, and the app's response streams back while the call runs.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::Method;
+use axum::http::request::Parts;
 use axum::http::{HeaderName, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -22,6 +24,7 @@ use weft_runtime::Entry;
 use weft_runtime::config::CallLimits;
 
 use crate::auth::bearer;
+use crate::directory::TenantApp;
 use crate::engine::{Engine, MAX_TOKEN_CHARS, call_failure, data_allowed, token_hash};
 use crate::error::DpsError;
 use crate::model::{FlowState, Mode, Role};
@@ -41,6 +44,13 @@ const STRIPPED_HEADERS: [HeaderName; 8] = [
 /// Largest body of a GET or HEAD data request; it is read and ignored.
 pub const MAX_IGNORED_BODY_BYTES: usize = 64 * 1024;
 
+/// How long a refused request's body is read before the refusal is sent. Answering while
+/// the client still writes its body makes the server close a socket with unread input, the
+/// kernel resets the connection, and the client loses the answer with it (it sees a
+/// connection reset instead of, say, 401). Long enough for a small body already in flight,
+/// short enough that a refused client holds nothing; larger or slower bodies are cut off.
+const REFUSED_BODY_READ: Duration = Duration::from_secs(1);
+
 /// The data routes (state applied).
 pub(crate) fn router(engine: Arc<Engine>) -> Router {
     Router::new()
@@ -49,10 +59,35 @@ pub(crate) fn router(engine: Arc<Engine>) -> Router {
 }
 
 async fn serve(State(engine): State<Arc<Engine>>, request: Request) -> Response {
-    match data(&engine, request).await {
-        Ok(response) => response,
-        Err(e) => e.into_response(),
+    let (parts, body) = request.into_parts();
+    match admit(&engine, &parts).await {
+        Ok(admitted) => match data(&engine, admitted, parts, body).await {
+            Ok(response) => response,
+            Err(e) => e.into_response(),
+        },
+        Err(e) => {
+            drain(body).await;
+            e.into_response()
+        }
     }
+}
+
+/// Reads a refused request's body (bounded in size and time) and drops it, so the refusal
+/// reaches the client instead of a connection reset; see [`REFUSED_BODY_READ`].
+async fn drain(body: Body) {
+    let _ = tokio::time::timeout(
+        REFUSED_BODY_READ,
+        Limited::new(body, MAX_IGNORED_BODY_BYTES).collect(),
+    )
+    .await;
+}
+
+/// A data request that passed the token and flow checks.
+struct Admitted {
+    flow_id: String,
+    path_and_query: String,
+    tenant_id: String,
+    app: TenantApp,
 }
 
 /// Splits `/data/{flow}{suffix}` into the decoded flow id and the raw suffix.
@@ -79,10 +114,11 @@ fn split_path(uri: &Uri) -> Result<(String, String), DpsError> {
     Ok((flow.into_owned(), path_and_query))
 }
 
-async fn data(engine: &Engine, request: Request) -> Result<Response, DpsError> {
-    let (flow_id, path_and_query) = split_path(request.uri())?;
-    let token = request
-        .headers()
+/// Checks the token, the flow and its owning app; touches no body.
+async fn admit(engine: &Engine, parts: &Parts) -> Result<Admitted, DpsError> {
+    let (flow_id, path_and_query) = split_path(&parts.uri)?;
+    let token = parts
+        .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer)
@@ -123,8 +159,27 @@ async fn data(engine: &Engine, request: Request) -> Result<Response, DpsError> {
         .into_iter()
         .find(|a| a.plugin.id() == flow.plugin_id)
         .ok_or_else(|| DpsError::Unavailable("the app serving this flow is not enabled".into()))?;
+    Ok(Admitted {
+        flow_id,
+        path_and_query,
+        tenant_id: owner.tenant_id,
+        app,
+    })
+}
 
-    let (mut parts, body) = request.into_parts();
+/// Streams an admitted request through the owning app's `data` entry.
+async fn data(
+    engine: &Engine,
+    admitted: Admitted,
+    mut parts: Parts,
+    body: Body,
+) -> Result<Response, DpsError> {
+    let Admitted {
+        flow_id,
+        path_and_query,
+        tenant_id,
+        app,
+    } = admitted;
     for name in &STRIPPED_HEADERS {
         parts.headers.remove(name);
     }
@@ -161,7 +216,7 @@ async fn data(engine: &Engine, request: Request) -> Result<Response, DpsError> {
         cpu_ms: limits.cpu_ms,
         wall_ms: limits.wall_ms,
     });
-    tracing::debug!(target: "weft::dataplane", tenant = %owner.tenant_id, flow = %flow_id, plugin = app.plugin.id(), "data request");
+    tracing::debug!(target: "weft::dataplane", tenant = %tenant_id, flow = %flow_id, plugin = app.plugin.id(), "data request");
     let response = engine
         .apps
         .runtime()

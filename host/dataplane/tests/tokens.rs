@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use common::*;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Everything logged by this test binary (all targets, TRACE).
 fn log() -> &'static Arc<Mutex<Vec<u8>>> {
@@ -291,4 +292,77 @@ async fn consumers_pull_through_transfer_send_and_providers_push_into_consumer_a
     );
     host.stop().await;
     db.cleanup().await;
+}
+
+/// A refusal reaches a client that is still sending its body: the endpoint reads the body
+/// (bounded) before answering, so the connection is not reset under the client's feet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_still_sending_its_body_gets_the_refusal() {
+    let db = Db::new();
+    let cp = TestCp::start().await;
+    let host = Host::start(&db, config(&cp.url)).await;
+    for (token, status) in [(None, 401), (Some("not-a-token"), 401)] {
+        // The body's only chunk comes after the server has seen the headers.
+        let late = futures::stream::once(async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"0123456789"))
+        });
+        let mut r = reqwest::Client::new()
+            .post(format!("{}/data/some-flow/x", host.url))
+            .body(reqwest::Body::wrap_stream(late));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let response = r.send().await.expect("the refusal, not a reset");
+        assert_eq!(response.status(), status);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "unauthorized", "{body}");
+    }
+    // On a bare connection, with the body sent after the headers were seen: the refusal
+    // comes once the body is read, and the connection stays usable. (Answering before the
+    // body is read would close it, and a client still writing its body could lose the
+    // answer to a reset.)
+    let address = host.url.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&address).await.unwrap();
+    conn.write_all(
+        b"POST /data/some-flow/x HTTP/1.1\r\nhost: weft\r\nauthorization: Bearer nope\r\n\
+          transfer-encoding: chunked\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    conn.write_all(b"a\r\n0123456789\r\n0\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_response(&mut conn).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    conn.write_all(b"GET /data/some-flow/x HTTP/1.1\r\nhost: weft\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_response(&mut conn).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    host.stop().await;
+    db.cleanup().await;
+}
+
+/// Reads one HTTP/1.1 response with a `content-length` body off a raw connection.
+async fn read_response(conn: &mut tokio::net::TcpStream) -> String {
+    let mut buf = Vec::new();
+    loop {
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let mut chunk = [0; 1024];
+        let n = conn.read(&mut chunk).await.expect("an answer, not a reset");
+        assert!(n > 0, "the connection closed; read so far: {text:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }
