@@ -68,14 +68,16 @@ pub const MAX_RESOURCE_TABLE_ENTRIES: usize = 10_000;
 pub const MAX_HTTP_FIELD_BYTES: usize = 128 << 10;
 
 /// Largest single write a guest may make to an outgoing HTTP body (its `check-write`
-/// permit): big enough that streaming a large payload costs few host calls, small enough
-/// that the buffered chunks below stay a small, fixed amount of host memory per body.
-pub const OUTGOING_BODY_CHUNK_BYTES: usize = 64 << 10;
+/// permit): big enough that streaming a large payload costs few host calls and task
+/// hand-offs (256 KiB streams a pull about 1.4× as fast as 64 KiB without HTTP, B3),
+/// small enough that the buffered chunks below stay a small, fixed amount of host memory
+/// per body.
+pub const OUTGOING_BODY_CHUNK_BYTES: usize = 256 << 10;
 
 /// Chunks of an outgoing HTTP body buffered between the guest and the connection: the
 /// guest keeps producing while the socket drains (wasi-http's default of one makes the
 /// two take turns). Host memory per streaming body is at most this times the chunk size.
-pub const OUTGOING_BODY_BUFFER_CHUNKS: usize = 4;
+pub const OUTGOING_BODY_BUFFER_CHUNKS: usize = 2;
 
 /// Largest log message kept from a guest; the rest is cut.
 pub const MAX_LOG_MESSAGE_BYTES: usize = 8 << 10;

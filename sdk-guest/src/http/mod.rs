@@ -67,11 +67,15 @@ use crate::{Error, Result};
 /// must fit comfortably in a plugin's memory; stream larger ones through [`Request::body`].
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
-/// Largest chunk written to a WASI output stream at once, and the size of the buffer a
+/// Largest chunk written to a WASI output stream at once, and the largest buffer a
 /// streamed body is copied through. Each write is still cut to the stream's `check-write`
-/// permit (Weft permits 64 KiB per write on HTTP bodies); fewer, larger writes mean fewer
-/// host calls per byte streamed.
-pub const MAX_WRITE_CHUNK: usize = 64 * 1024;
+/// permit (Weft permits 256 KiB per write on HTTP bodies); fewer, larger writes mean fewer
+/// host calls and hand-offs per byte streamed.
+pub const MAX_WRITE_CHUNK: usize = 256 * 1024;
+
+/// The buffer a streamed body starts with; it grows to [`MAX_WRITE_CHUNK`] once a read
+/// fills it, so a small body costs a fresh instance little memory.
+const FIRST_WRITE_CHUNK: usize = 16 * 1024;
 
 /// Largest chunk requested from a WASI input stream per read: bounds the guest buffer
 /// each read allocates while keeping round trips few.
@@ -316,7 +320,7 @@ impl Body {
             Body::Empty => Ok(()),
             Body::Bytes(bytes) => out.write_all(&bytes),
             Body::Reader(mut reader) => {
-                let mut buf = vec![0u8; MAX_WRITE_CHUNK];
+                let mut buf = vec![0u8; FIRST_WRITE_CHUNK];
                 loop {
                     let n = match reader.read(&mut buf) {
                         Ok(0) => return Ok(()),
@@ -325,6 +329,9 @@ impl Body {
                         Err(e) => return Err(e),
                     };
                     out.write_all(&buf[..n])?;
+                    if n == buf.len() && buf.len() < MAX_WRITE_CHUNK {
+                        buf.resize(MAX_WRITE_CHUNK, 0);
+                    }
                 }
             }
             Body::Writer(produce) => produce(out),

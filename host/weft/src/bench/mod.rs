@@ -109,7 +109,7 @@ impl Plan {
             api_warmup: Duration::from_secs(1),
             connections: args.connections.max(1),
             breakdown_ops: if full { 2_000 } else { 500 },
-            pull_rounds: 3,
+            pull_rounds: if full { 7 } else { 15 },
             pull_bytes: args.pull_bytes.unwrap_or(if full {
                 FULL_PULL_BYTES
             } else {

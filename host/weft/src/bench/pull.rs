@@ -28,14 +28,15 @@ const TARGET_RATIO: f64 = 0.8;
 /// B3's target for the peak RSS growth during one pull.
 const TARGET_RSS_GROWTH: u64 = 64 << 20;
 
-/// Chunk size of the native stream: what a native handler would naturally use.
-const NATIVE_CHUNK: usize = 64 << 10;
+/// Chunk size of the native stream: the same as Weft's write permit on a body, so both
+/// sides hand the connection equal chunks.
+const NATIVE_CHUNK: usize = weft_runtime::config::OUTGOING_BODY_CHUNK_BYTES;
 
 /// Flow id of the pull (the app only echoes it in logs).
 const FLOW: &str = "bench-flow";
 
-/// Chunk size of the native diagnostic that shows what small chunks alone cost.
-const GUEST_LIKE_CHUNK: usize = 4 << 10;
+/// Chunk size of the native diagnostic that shows what a smaller chunk alone costs.
+const SMALL_CHUNK: usize = 64 << 10;
 
 #[derive(serde::Deserialize)]
 struct PullQuery {
@@ -346,7 +347,7 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
     let (data_path, flow_token) = start_flow(env, &flow).await.context("starting the flow")?;
     let weft_path = format!("{data_path}?bytes={bytes}");
     let native_path = format!("/data/{FLOW}?bytes={bytes}");
-    let native_4k_path = format!("/data/{FLOW}?bytes={bytes}&chunk={GUEST_LIKE_CHUNK}");
+    let native_small_path = format!("/data/{FLOW}?bytes={bytes}&chunk={SMALL_CHUNK}");
     let jwt = env.tenant_token.as_str();
     // A small warm-up of each side (JWKS fetch, first instance, connection setup).
     pull(
@@ -367,7 +368,7 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
     .context("native warm-up pull")?;
     let mut weft = Vec::new();
     let mut native = Vec::new();
-    let mut native_4k = Vec::new();
+    let mut native_small = Vec::new();
     for round in 0..plan.pull_rounds {
         for side in [round % 2, (round + 1) % 2] {
             if side == 0 {
@@ -384,10 +385,10 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
                 );
             }
         }
-        native_4k.push(
-            pull(env.native_addr, &native_4k_path, jwt, bytes)
+        native_small.push(
+            pull(env.native_addr, &native_small_path, jwt, bytes)
                 .await
-                .context("native 4 KiB pull")?,
+                .context("native small-chunk pull")?,
         );
     }
     let runtime_only = runtime_only(env, &flow, bytes)
@@ -432,7 +433,7 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
     let peak = |pulls: &[Pull]| pulls.iter().map(|p| p.rss_growth).max().unwrap_or(0);
     let (w_rate, w_min) = median_rate(&weft);
     let (n_rate, n_min) = median_rate(&native);
-    let (n4_rate, _) = median_rate(&native_4k);
+    let (small_rate, _) = median_rate(&native_small);
     let (w_rss, n_rss) = (peak(&weft), peak(&native));
     let ratio = w_rate / n_rate.max(1e-9);
     let verdict = Verdict::of(ratio >= TARGET_RATIO && w_rss <= TARGET_RSS_GROWTH);
@@ -448,20 +449,21 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
             .to_string(),
         format!(
             "{size} per pull{}, {} pulls per side alternating; rates are median (slowest); \
-             hello writes up to 64 KiB per host call (the SDK's MAX_WRITE_CHUNK, within \
-             Weft's check-write permit), native {} KiB chunks",
+             hello writes up to {} KiB per host call (Weft's check-write permit on a body \
+             and the SDK's MAX_WRITE_CHUNK), native {} KiB chunks",
             if plan.full {
                 ""
             } else {
                 " (default run; --full pulls 1 GiB)"
             },
             plan.pull_rounds,
+            weft_runtime::config::OUTGOING_BODY_CHUNK_BYTES >> 10,
             NATIVE_CHUNK >> 10
         ),
         format!(
-            "diagnostic: native writing {} KiB chunks (chunk size alone): {n4_rate:.0} MiB/s ({:.2}× native)",
-            GUEST_LIKE_CHUNK >> 10,
-            n4_rate / n_rate.max(1e-9)
+            "diagnostic: native writing {} KiB chunks (chunk size alone): {small_rate:.0} MiB/s ({:.2}× native)",
+            SMALL_CHUNK >> 10,
+            small_rate / n_rate.max(1e-9)
         ),
         format!(
             "diagnostic: hello streaming through Runtime::handle_http into this process (no HTTP): \
@@ -497,7 +499,7 @@ pub(crate) async fn run(plan: &Plan, env: &Env) -> anyhow::Result<Row> {
             "bytes": bytes,
             "weft_mib_s": w_rate, "weft_min_mib_s": w_min,
             "native_mib_s": n_rate, "native_min_mib_s": n_min,
-            "native_4k_mib_s": n4_rate,
+            "native_small_chunk_mib_s": small_rate,
             "runtime_only_mib_s": rate_mib(bytes, runtime_only),
             "generation_only_mib_s": rate_mib(bytes, generation_only),
             "weft_push_mib_s": rate_mib(bytes, weft_push),
