@@ -41,7 +41,7 @@ const STRIPPED_HEADERS: [HeaderName; 8] = [
     HeaderName::from_static("keep-alive"),
 ];
 
-/// Largest body of a GET or HEAD data request; it is read and ignored.
+/// Largest body read and ignored: a GET or HEAD data request's, or a refused request's.
 pub const MAX_IGNORED_BODY_BYTES: usize = 64 * 1024;
 
 /// How long a refused request's body is read before the refusal is sent. Answering while
