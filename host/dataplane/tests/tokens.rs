@@ -366,3 +366,35 @@ async fn read_response(conn: &mut tokio::net::TcpStream) -> String {
         buf.extend_from_slice(&chunk[..n]);
     }
 }
+
+/// An app that answers without reading the body (the conformance app refuses PATCH) does
+/// not cost the client its connection: the host reads what the app left unread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_answering_before_reading_the_body_keeps_the_connection() {
+    let db = Db::new();
+    let cp = TestCp::start().await;
+    let host = Host::start(&db, config(&cp.url)).await;
+    let token = pull_token(&host, PROVIDER, "p-unread").await;
+    let address = host.url.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "PATCH /data/p-unread/x HTTP/1.1\r\nhost: weft\r\nauthorization: Bearer {token}\r\n\
+         transfer-encoding: chunked\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    conn.write_all(b"a\r\n0123456789\r\n0\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_response(&mut conn).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let again = format!(
+        "PATCH /data/p-unread/x HTTP/1.1\r\nhost: weft\r\nauthorization: Bearer {token}\r\n\
+         content-length: 0\r\n\r\n"
+    );
+    conn.write_all(again.as_bytes()).await.unwrap();
+    let answer = read_response(&mut conn).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    host.stop().await;
+    db.cleanup().await;
+}
