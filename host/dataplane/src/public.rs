@@ -6,9 +6,7 @@
 //! then streams through the owning app's `data` entry (`Entry::Data(flowId)`), without the
 //! `Authorization` header, and the app's response streams back while the call runs.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -20,7 +18,6 @@ use axum::http::{HeaderName, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use bytes::Bytes;
-use http_body::{Frame, SizeHint};
 use http_body_util::{BodyExt, Empty, Limited};
 use percent_encoding::percent_decode_str;
 use weft_runtime::Entry;
@@ -83,47 +80,6 @@ async fn drain(body: Body) {
         Limited::new(body, MAX_IGNORED_BODY_BYTES).collect(),
     )
     .await;
-}
-
-/// A request body handed to an app. What the app leaves unread when it lets go (it
-/// answered without reading, or stopped early) is drained like a refused request's body,
-/// so the answer is not lost to a reset under a client still writing.
-struct LeftUnread(Option<Body>);
-
-impl http_body::Body for LeftUnread {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        match self.0.as_mut() {
-            Some(body) => Pin::new(body).poll_frame(cx),
-            None => Poll::Ready(None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.0.as_ref().is_none_or(|body| body.is_end_stream())
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.0
-            .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), |body| body.size_hint())
-    }
-}
-
-impl Drop for LeftUnread {
-    fn drop(&mut self) {
-        if let Some(body) = self.0.take()
-            && !http_body::Body::is_end_stream(&body)
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(drain(body));
-        }
-    }
 }
 
 /// A data request that passed the token and flow checks.
@@ -247,8 +203,7 @@ async fn data(
             .map_err(|never| match never {})
             .boxed_unsync()
     } else {
-        LeftUnread(Some(body))
-            .map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))
+        body.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))
             .boxed_unsync()
     };
     let request = hyper::Request::from_parts(parts, body);

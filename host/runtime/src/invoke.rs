@@ -10,6 +10,7 @@ use crate::config::CallLimits;
 use crate::plugin::LoadedPlugin;
 use crate::runtime::Runtime;
 use crate::services::GuestError;
+use crate::unread::LeftUnread;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -301,6 +302,7 @@ impl Runtime {
             call.entry.name(),
         );
         let (mut store, limits) = self.new_store(&plugin, call);
+        let request = request.map(LeftUnread::new);
         let (sender, mut receiver) = tokio::sync::oneshot::channel();
         let prepared = (|| -> wasmtime::Result<_> {
             let req = store

@@ -1373,43 +1373,51 @@ async fn extra_routes_are_merged_outside_the_token_check() {
     weft.close().await;
 }
 
-/// A 401 reaches a client that is still sending its body, and the connection stays usable:
-/// the server reads a refused request's body (bounded) before answering.
+/// Answers reach a client that is still sending its body, and the connection stays usable:
+/// the server reads a refused request's body (bounded) before its 401, and the runtime
+/// reads what an app left unread (here `hello` answers 404 to an unknown route unread).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_request_still_sending_its_body_gets_its_401() {
+async fn answers_reach_a_client_still_sending_its_body() {
     let idp = Idp::start().await;
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&idp, dir.path(), |_| {}).await;
-    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
+    server.seed().await;
+    let token = idp.issuer.mint(participant_claims(PC_A, &[APPS]));
+    let cases = [
+        ("not-a-token".to_owned(), "whoami", 401),
+        (token, "no-such-route", 404),
+    ];
+    for (token, route, status) in cases {
+        let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        // The body's only chunk comes once the server has seen the head.
+        let late = futures::stream::once(async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(bytes_of("0123456789")))
+        });
+        let request = hyper::Request::post(format!("/tenants/{PC_A}/apps/hello/{route}"))
+            .header("host", "weft")
+            .header("authorization", format!("Bearer {token}"))
+            .body(http_body_util::StreamBody::new(late).boxed())
             .unwrap();
-    tokio::spawn(conn);
-    // The body's only chunk comes once the server has seen the head.
-    let late = futures::stream::once(async {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(bytes_of("0123456789")))
-    });
-    let request = hyper::Request::post(format!("/tenants/{PC_A}/apps/hello/echo"))
-        .header("host", "weft")
-        .header("authorization", "Bearer not-a-token")
-        .body(http_body_util::StreamBody::new(late).boxed())
-        .unwrap();
-    let response = sender
-        .send_request(request)
-        .await
-        .expect("the 401, not a reset");
-    assert_eq!(response.status(), 401);
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert!(String::from_utf8_lossy(&body).contains("unauthorized"));
-    // The same connection takes the next request: the server did not give up on it.
-    sender.ready().await.expect("the connection is still open");
-    let request = hyper::Request::get("/admin/plugins")
-        .header("host", "weft")
-        .body(http_body_util::Empty::new().boxed())
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    assert_eq!(response.status(), 401);
+        let response = sender
+            .send_request(request)
+            .await
+            .expect("the answer, not a reset");
+        assert_eq!(response.status(), status, "{route}");
+        response.into_body().collect().await.unwrap();
+        // The same connection takes the next request: the server did not give up on it.
+        sender.ready().await.expect("the connection is still open");
+        let request = hyper::Request::get("/admin/plugins")
+            .header("host", "weft")
+            .body(http_body_util::Empty::new().boxed())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 401);
+    }
     server.stop().await;
 }
