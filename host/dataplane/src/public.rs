@@ -7,7 +7,6 @@
 //! `Authorization` header, and the app's response streams back while the call runs.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -22,6 +21,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use percent_encoding::percent_decode_str;
 use weft_runtime::Entry;
 use weft_runtime::config::CallLimits;
+use weft_runtime::unread::drain;
 
 use crate::auth::bearer;
 use crate::directory::TenantApp;
@@ -41,15 +41,8 @@ const STRIPPED_HEADERS: [HeaderName; 8] = [
     HeaderName::from_static("keep-alive"),
 ];
 
-/// Largest body read and ignored: a GET or HEAD data request's, or a refused request's.
+/// Largest body of a GET or HEAD data request; it is read and ignored.
 pub const MAX_IGNORED_BODY_BYTES: usize = 64 * 1024;
-
-/// How long a refused request's body is read before the refusal is sent. Answering while
-/// the client still writes its body makes the server close a socket with unread input, the
-/// kernel resets the connection, and the client loses the answer with it (it sees a
-/// connection reset instead of, say, 401). Long enough for a small body already in flight,
-/// short enough that a refused client holds nothing; larger or slower bodies are cut off.
-const REFUSED_BODY_READ: Duration = Duration::from_secs(1);
 
 /// The data routes (state applied).
 pub(crate) fn router(engine: Arc<Engine>) -> Router {
@@ -66,20 +59,11 @@ async fn serve(State(engine): State<Arc<Engine>>, request: Request) -> Response 
             Err(e) => e.into_response(),
         },
         Err(e) => {
+            // Read first, so the refusal is not lost to a reset under a client still writing.
             drain(body).await;
             e.into_response()
         }
     }
-}
-
-/// Reads a refused request's body (bounded in size and time) and drops it, so the refusal
-/// reaches the client instead of a connection reset; see [`REFUSED_BODY_READ`].
-async fn drain(body: Body) {
-    let _ = tokio::time::timeout(
-        REFUSED_BODY_READ,
-        Limited::new(body, MAX_IGNORED_BODY_BYTES).collect(),
-    )
-    .await;
 }
 
 /// A data request that passed the token and flow checks.

@@ -7,7 +7,7 @@
 //! - [`registry`]: versions side by side, atomic activation, hot-load from a directory.
 //! - [`invoke`]: calling a plugin's exports on a fresh `Store`, with typed limit errors.
 //! - [`services`]: the backends an embedder plugs in behind the host imports.
-//! - `unread`: draining what an app leaves unread of a request body.
+//! - [`unread`]: reading request bodies nobody reads, so answers are not lost to resets.
 //! - `imports`: the host side of every `weft:plugin` import.
 
 pub mod bindings;
@@ -23,7 +23,7 @@ pub mod registry;
 pub mod runtime;
 pub mod services;
 pub mod signature;
-mod unread;
+pub mod unread;
 pub mod watch;
 
 pub use imports::management::classify as classify_management_path;

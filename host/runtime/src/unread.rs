@@ -1,6 +1,7 @@
-//! Request bodies an app leaves unread: read to their end (bounded) once the app lets go, so
-//! an app that answers before reading does not make the server close the connection under
-//! a client still writing (the client would see a reset instead of the answer).
+//! Request bodies nobody reads: the rest of a body an app left unread, or the body of a
+//! request refused before it reached an app. Answering with such a body unread makes the
+//! server close the connection, and a client still writing its body may see a reset instead
+//! of the answer; so these bodies are read to their end first, bounded in size and time.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -9,12 +10,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-/// Most bytes read from what an app left unread; a larger rest closes the connection.
-pub(crate) const MAX_UNREAD_DRAIN_BYTES: usize = 64 << 10;
+/// Most bytes read from a body nobody wants; a larger one closes the connection.
+pub const MAX_DRAIN_BYTES: usize = 64 << 10;
 
-/// How long the rest of an unread body is read: long enough for a small body in flight,
-/// short enough that a client gets nothing held for it.
-pub(crate) const UNREAD_DRAIN_TIME: Duration = Duration::from_secs(1);
+/// How long a body nobody wants is read: long enough for a small body in flight, short
+/// enough that a client (maybe a stranger with no valid token) holds nothing for long.
+pub const DRAIN_TIME: Duration = Duration::from_secs(1);
 
 /// A request body handed to an app; what is left of it when the app lets go is drained on
 /// a task of its own.
@@ -57,20 +58,24 @@ impl<B: Body<Data = Bytes> + Send + 'static> Drop for LeftUnread<B> {
             && !body.is_end_stream()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            runtime.spawn(async move {
-                let _ = tokio::time::timeout(UNREAD_DRAIN_TIME, drain(body)).await;
-            });
+            runtime.spawn(drain(body));
         }
     }
 }
 
-/// Reads `body` to its end or to [`MAX_UNREAD_DRAIN_BYTES`], whichever comes first.
-async fn drain<B: Body<Data = Bytes>>(mut body: Pin<Box<B>>) {
+/// Reads and drops a body nobody wants: to its end, an error, [`MAX_DRAIN_BYTES`] or
+/// [`DRAIN_TIME`], whichever comes first.
+pub async fn drain<B: Body<Data = Bytes>>(body: B) {
+    let _ = tokio::time::timeout(DRAIN_TIME, read_to_end(body)).await;
+}
+
+async fn read_to_end<B: Body<Data = Bytes>>(body: B) {
+    let mut body = std::pin::pin!(body);
     let mut seen = 0usize;
     while let Some(Ok(frame)) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
         if let Some(data) = frame.data_ref() {
             seen = seen.saturating_add(data.len());
-            if seen > MAX_UNREAD_DRAIN_BYTES {
+            if seen > MAX_DRAIN_BYTES {
                 return;
             }
         }
@@ -116,16 +121,13 @@ mod tests {
     async fn a_large_rest_is_given_up() {
         let (tx, body) = channel_body();
         drop(LeftUnread::new(body));
-        let chunk = Bytes::from(vec![0u8; MAX_UNREAD_DRAIN_BYTES / 2]);
+        let chunk = Bytes::from(vec![0u8; MAX_DRAIN_BYTES / 2]);
         let mut sent = 0;
-        // The drain stops after MAX_UNREAD_DRAIN_BYTES: the channel closes under the sender.
+        // The drain stops after MAX_DRAIN_BYTES: the channel closes under the sender.
         while tx.send(Ok(Frame::data(chunk.clone()))).await.is_ok() {
             sent += chunk.len();
-            assert!(
-                sent <= 8 * MAX_UNREAD_DRAIN_BYTES,
-                "the drain never gave up"
-            );
+            assert!(sent <= 8 * MAX_DRAIN_BYTES, "the drain never gave up");
         }
-        assert!(sent > MAX_UNREAD_DRAIN_BYTES);
+        assert!(sent > MAX_DRAIN_BYTES);
     }
 }

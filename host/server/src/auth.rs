@@ -1,13 +1,13 @@
 //! Bearer-token authentication for every API route, and the authorization rules of the admin
 //! and tenant APIs. Clients learn only "unauthorized" or "forbidden"; the log says why.
 
-use crate::body::drain_refused;
 use crate::error::ApiError;
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use weft_auth::{Authenticator, Principal, Role};
+use weft_runtime::unread::drain;
 
 /// Validates the bearer token and puts the [`Principal`] into the request extensions.
 pub(crate) async fn authenticate(
@@ -23,7 +23,7 @@ pub(crate) async fn authenticate(
         Some(Ok(v)) => Some(v),
         Some(Err(_)) => {
             tracing::info!(target: "weft::auth", path = %request.uri().path(), "token refused: authorization header is not visible ASCII");
-            drain_refused(request.into_body()).await;
+            drain(request.into_body()).await;
             return axum::response::IntoResponse::into_response(ApiError::unauthorized());
         }
         None => None,
@@ -39,7 +39,7 @@ pub(crate) async fn authenticate(
             } else {
                 tracing::info!(target: "weft::auth", path = %request.uri().path(), "token refused: {e}");
             }
-            drain_refused(request.into_body()).await;
+            drain(request.into_body()).await;
             axum::response::IntoResponse::into_response(ApiError::unauthorized())
         }
     }

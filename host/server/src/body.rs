@@ -1,6 +1,6 @@
 //! Streaming bodies with caps: a request body that fails past its cap (and says so), a
 //! response body that holds the tenant's concurrency permit until it ends, and draining of
-//! refused requests so the client reads the 413 or 401 instead of a connection reset.
+//! refused uploads so the client reads the 413 instead of a connection reset.
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -16,22 +16,6 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 /// Most bytes of a refused request body read and discarded before answering, so the client
 /// sees the error answer; beyond it the connection is closed.
 pub const MAX_DRAIN_BYTES: u64 = 8 << 20;
-
-/// Most bytes of an unauthenticated request's body read before its 401: enough for any
-/// small body already on its way, little for a stranger to make the server read.
-pub(crate) const MAX_REFUSED_DRAIN_BYTES: usize = 64 << 10;
-
-/// How long an unauthenticated request's body is read before its 401. Answering while the
-/// client still writes makes the server close a connection with unread input, and a client
-/// still writing can lose the answer to a reset; a stranger holds nothing longer than this.
-pub(crate) const REFUSED_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Reads and discards a refused request's body, bounded by [`MAX_REFUSED_DRAIN_BYTES`] and
-/// [`REFUSED_DRAIN_TIME`].
-pub(crate) async fn drain_refused(body: Body) {
-    let read = http_body_util::Limited::new(body, MAX_REFUSED_DRAIN_BYTES).collect();
-    let _ = tokio::time::timeout(REFUSED_DRAIN_TIME, read).await;
-}
 
 /// Reads and discards up to [`MAX_DRAIN_BYTES`] of a body.
 pub(crate) async fn drain(mut body: Body) {
