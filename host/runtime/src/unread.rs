@@ -11,11 +11,11 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 /// Most bytes read from a body nobody wants; a larger one closes the connection.
-pub const MAX_DRAIN_BYTES: usize = 64 << 10;
+pub const MAX_BYTES: usize = 64 << 10;
 
 /// How long a body nobody wants is read: long enough for a small body in flight, short
 /// enough that a client (maybe a stranger with no valid token) holds nothing for long.
-pub const DRAIN_TIME: Duration = Duration::from_secs(1);
+pub const MAX_TIME: Duration = Duration::from_secs(1);
 
 /// A request body handed to an app; what is left of it when the app lets go is drained on
 /// a task of its own.
@@ -63,10 +63,10 @@ impl<B: Body<Data = Bytes> + Send + 'static> Drop for LeftUnread<B> {
     }
 }
 
-/// Reads and drops a body nobody wants: to its end, an error, [`MAX_DRAIN_BYTES`] or
-/// [`DRAIN_TIME`], whichever comes first.
+/// Reads and drops a body nobody wants: to its end, an error, [`MAX_BYTES`] or
+/// [`MAX_TIME`], whichever comes first.
 pub async fn drain<B: Body<Data = Bytes>>(body: B) {
-    let _ = tokio::time::timeout(DRAIN_TIME, read_to_end(body)).await;
+    let _ = tokio::time::timeout(MAX_TIME, read_to_end(body)).await;
 }
 
 async fn read_to_end<B: Body<Data = Bytes>>(body: B) {
@@ -75,7 +75,7 @@ async fn read_to_end<B: Body<Data = Bytes>>(body: B) {
     while let Some(Ok(frame)) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
         if let Some(data) = frame.data_ref() {
             seen = seen.saturating_add(data.len());
-            if seen > MAX_DRAIN_BYTES {
+            if seen > MAX_BYTES {
                 return;
             }
         }
@@ -121,13 +121,13 @@ mod tests {
     async fn a_large_rest_is_given_up() {
         let (tx, body) = channel_body();
         drop(LeftUnread::new(body));
-        let chunk = Bytes::from(vec![0u8; MAX_DRAIN_BYTES / 2]);
+        let chunk = Bytes::from(vec![0u8; MAX_BYTES / 2]);
         let mut sent = 0;
-        // The drain stops after MAX_DRAIN_BYTES: the channel closes under the sender.
+        // The drain stops after MAX_BYTES: the channel closes under the sender.
         while tx.send(Ok(Frame::data(chunk.clone()))).await.is_ok() {
             sent += chunk.len();
-            assert!(sent <= 8 * MAX_DRAIN_BYTES, "the drain never gave up");
+            assert!(sent <= 8 * MAX_BYTES, "the drain never gave up");
         }
-        assert!(sent > MAX_DRAIN_BYTES);
+        assert!(sent > MAX_BYTES);
     }
 }
