@@ -322,27 +322,34 @@ async fn a_refused_request_still_sending_its_body_gets_the_refusal() {
     // comes once the body is read, and the connection stays usable. (Answering before the
     // body is read would close it, and a client still writing its body could lose the
     // answer to a reset.)
+    let (first, second) = late_body_then_again(
+        &host,
+        "POST /data/some-flow/x HTTP/1.1\r\nhost: weft\r\nauthorization: Bearer nope\r\n",
+        "GET /data/some-flow/x HTTP/1.1\r\nhost: weft\r\n\r\n",
+    )
+    .await;
+    assert!(first.starts_with("HTTP/1.1 401"), "{first}");
+    assert!(second.starts_with("HTTP/1.1 401"), "{second}");
+    host.stop().await;
+    db.cleanup().await;
+}
+
+/// On one raw connection: sends `head` (request line and headers, without the blank line)
+/// with a chunked body whose only chunk follows once the server has seen the head, reads
+/// the answer, then sends `again` on the same connection and reads its answer.
+async fn late_body_then_again(host: &Host, head: &str, again: &str) -> (String, String) {
     let address = host.url.trim_start_matches("http://").to_owned();
     let mut conn = tokio::net::TcpStream::connect(&address).await.unwrap();
-    conn.write_all(
-        b"POST /data/some-flow/x HTTP/1.1\r\nhost: weft\r\nauthorization: Bearer nope\r\n\
-          transfer-encoding: chunked\r\n\r\n",
-    )
-    .await
-    .unwrap();
+    let head = format!("{head}transfer-encoding: chunked\r\n\r\n");
+    conn.write_all(head.as_bytes()).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     conn.write_all(b"a\r\n0123456789\r\n0\r\n\r\n")
         .await
         .unwrap();
-    let answer = read_response(&mut conn).await;
-    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
-    conn.write_all(b"GET /data/some-flow/x HTTP/1.1\r\nhost: weft\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = read_response(&mut conn).await;
-    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
-    host.stop().await;
-    db.cleanup().await;
+    let first = read_response(&mut conn).await;
+    conn.write_all(again.as_bytes()).await.unwrap();
+    let second = read_response(&mut conn).await;
+    (first, second)
 }
 
 /// Reads one HTTP/1.1 response with a `content-length` body off a raw connection.
@@ -375,26 +382,13 @@ async fn an_app_answering_before_reading_the_body_keeps_the_connection() {
     let cp = TestCp::start().await;
     let host = Host::start(&db, config(&cp.url)).await;
     let token = pull_token(&host, PROVIDER, "p-unread").await;
-    let address = host.url.trim_start_matches("http://").to_owned();
-    let mut conn = tokio::net::TcpStream::connect(&address).await.unwrap();
     let head = format!(
-        "PATCH /data/p-unread/x HTTP/1.1\r\nhost: weft\r\nauthorization: Bearer {token}\r\n\
-         transfer-encoding: chunked\r\n\r\n"
+        "PATCH /data/p-unread/x HTTP/1.1\r\nhost: weft\r\nauthorization: Bearer {token}\r\n"
     );
-    conn.write_all(head.as_bytes()).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    conn.write_all(b"a\r\n0123456789\r\n0\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = read_response(&mut conn).await;
-    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-    let again = format!(
-        "PATCH /data/p-unread/x HTTP/1.1\r\nhost: weft\r\nauthorization: Bearer {token}\r\n\
-         content-length: 0\r\n\r\n"
-    );
-    conn.write_all(again.as_bytes()).await.unwrap();
-    let answer = read_response(&mut conn).await;
-    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let again = format!("{head}content-length: 0\r\n\r\n");
+    let (first, second) = late_body_then_again(&host, &head, &again).await;
+    assert!(first.starts_with("HTTP/1.1 400"), "{first}");
+    assert!(second.starts_with("HTTP/1.1 400"), "{second}");
     host.stop().await;
     db.cleanup().await;
 }
