@@ -642,7 +642,7 @@ impl Engine {
     /// Writes a change and wakes the callback worker when it queued callbacks.
     async fn commit(&self, change: Change) -> Result<FlowRecord, StoreError> {
         let queued = !change.callbacks.is_empty();
-        let stored = self.store.update_flow(&change.into_update()).await?;
+        let stored = self.store.update_flow(change.into_update()).await?;
         if queued {
             self.wake.notify_one();
         }

@@ -674,7 +674,7 @@ impl Store {
     /// Applies one transition atomically (see [`FlowUpdate`]) and returns the flow as
     /// stored. [`StoreError::Conflict`] when the flow's version is no longer the one read
     /// (nothing changed), [`StoreError::NotFound`] when it is gone.
-    pub async fn update_flow(&self, update: &FlowUpdate) -> Result<FlowRecord> {
+    pub async fn update_flow(&self, update: FlowUpdate) -> Result<FlowRecord> {
         let flow = &update.flow;
         check_flow(flow)?;
         for e in &update.events {
@@ -692,7 +692,6 @@ impl Store {
         let created_at = to_millis(flow.created_at)?;
         match &self.backend {
             Backend::Sqlite(sqlite) => {
-                let update = update.clone();
                 sqlite
                     .writer
                     .write(move |conn| sqlite_update_flow(conn, &update, created_at, at))
@@ -700,7 +699,7 @@ impl Store {
             }
             Backend::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let stored = postgres_update_flow(&mut tx, update, created_at, at).await?;
+                let stored = postgres_update_flow(&mut tx, &update, created_at, at).await?;
                 tx.commit().await?;
                 Ok(stored)
             }
@@ -1093,7 +1092,7 @@ mod tests {
             add_token_hash: Some(HASH.into()),
             callbacks: vec![callback("started")],
         };
-        let stored = store.update_flow(&insert).await.unwrap();
+        let stored = store.update_flow(insert.clone()).await.unwrap();
         assert_eq!(stored.version, 1);
         let read = store.get_flow("t1", "f2").await.unwrap().unwrap();
         assert_eq!((read.state.as_str(), read.version), ("STARTED", 1));
@@ -1101,7 +1100,7 @@ mod tests {
         assert!(store.flow_for_token(HASH).await.unwrap().is_some());
         assert_eq!(store.list_callbacks("t1", "f2").await.unwrap().len(), 1);
         // The same id again is a conflict and adds nothing.
-        let again = store.update_flow(&insert).await;
+        let again = store.update_flow(insert).await;
         assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
         assert_eq!(store.flow_history("t1", "f2").await.unwrap().len(), 2);
         assert_eq!(store.list_callbacks("t1", "f2").await.unwrap().len(), 1);
@@ -1117,14 +1116,14 @@ mod tests {
             add_token_hash: None,
             callbacks: vec![],
         };
-        let created = store.update_flow(&create).await.unwrap();
+        let created = store.update_flow(create.clone()).await.unwrap();
         assert_eq!(created.version, 1);
         assert_eq!(
             store.get_flow("t1", "f1").await.unwrap(),
             Some(created.clone())
         );
         assert!(matches!(
-            store.update_flow(&create).await,
+            store.update_flow(create).await,
             Err(StoreError::Conflict(_))
         ));
 
@@ -1137,7 +1136,7 @@ mod tests {
             add_token_hash: Some(HASH.into()),
             callbacks: vec![callback("started"), callback("completed")],
         };
-        let stored = store.update_flow(&update).await.unwrap();
+        let stored = store.update_flow(update.clone()).await.unwrap();
         assert_eq!(stored.version, 2);
         assert_eq!(
             store.get_flow("t1", "f1").await.unwrap().unwrap().state,
@@ -1151,7 +1150,7 @@ mod tests {
         );
 
         // A stale version changes nothing.
-        let stale = store.update_flow(&update).await;
+        let stale = store.update_flow(update.clone()).await;
         assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
         assert_eq!(store.flow_history("t1", "f1").await.unwrap().len(), 2);
         assert_eq!(store.list_callbacks("t1", "f1").await.unwrap().len(), 2);
@@ -1200,7 +1199,7 @@ mod tests {
         revoke.flow = stored.clone();
         revoke.add_token_hash = None;
         revoke.callbacks.clear();
-        store.update_flow(&revoke).await.unwrap();
+        store.update_flow(revoke).await.unwrap();
         assert!(store.flow_for_token(HASH).await.unwrap().is_none());
         assert!(!store.delete_flow("t1", "f1", 1).await.unwrap());
         assert!(store.delete_flow("t1", "f1", 3).await.unwrap());
