@@ -210,7 +210,9 @@ fn run(
             } else {
                 group.add(task);
             }
-            if group.tasks.len() >= MAX_GROUP_COMMIT {
+            // A failed group commits nothing: writes still queued wait for the next one
+            // rather than fail with it.
+            if group.tasks.len() >= MAX_GROUP_COMMIT || group.failed.is_some() {
                 break;
             }
             // Writes queued while this group's statements ran join its commit: they would
